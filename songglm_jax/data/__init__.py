@@ -1,0 +1,1 @@
+"""Everything between songs and batches; NumPy only (never imports flax)."""

@@ -1,0 +1,1 @@
+"""Everything about songs, independent of JAX."""

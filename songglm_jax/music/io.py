@@ -1,0 +1,58 @@
+"""One entry point for reading songs from any supported file, and for finding such files."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from songglm_jax.music.song import Song, SongSkip
+
+MIDI_EXTENSIONS = ('.mid', '.midi', '.kar')
+SCORE_EXTENSIONS = ('.musicxml', '.xml', '.mxl', '.abc', '.krn')
+SONG_EXTENSIONS = MIDI_EXTENSIONS + SCORE_EXTENSIONS
+
+
+def find_song_files(root: str | os.PathLike) -> list[pathlib.Path]:
+  """Every song file under ``root`` (recursively; a file is taken as it is), sorted by path.
+
+  Raises:
+    ValueError: ``root`` does not exist.
+  """
+  root = pathlib.Path(root)
+  if root.is_file():
+    return [root]
+  if not root.is_dir():
+    raise ValueError(f'input path does not exist: {root}')
+  found = [p for p in root.rglob('*')
+           if p.suffix.lower() in SONG_EXTENSIONS and p.is_file() and not p.name.startswith('.')]
+  return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def read_songs(path: str | os.PathLike, **kwargs) -> tuple[list[Song], dict[str, int]]:
+  """The songs in one file (a score with several verses gives one song per verse) and counters.
+
+  Raises:
+    SongSkip: the file gives no song; ``reason`` says why.
+  """
+  suffix = pathlib.Path(path).suffix.lower()
+  if suffix in MIDI_EXTENSIONS:
+    from songglm_jax.music import midi
+    song, stats = midi.read_midi(path, **kwargs)
+    return [song], stats
+  if suffix in SCORE_EXTENSIONS:
+    from songglm_jax.music import scores
+    return scores.read_score(path, **kwargs)
+  raise SongSkip('unsupported_format', f'{path}: unsupported extension {suffix!r}')
+
+
+def write_song(song: Song, path: str | os.PathLike) -> None:
+  """Write a song as MIDI (``.mid``/``.midi``) or MusicXML (``.musicxml``/``.xml``)."""
+  suffix = pathlib.Path(path).suffix.lower()
+  if suffix in ('.mid', '.midi'):
+    from songglm_jax.music import midi
+    midi.write_midi(song, path)
+  elif suffix in ('.musicxml', '.xml'):
+    from songglm_jax.music import scores
+    scores.write_musicxml(song, path)
+  else:
+    raise ValueError(f'{path}: can write .mid, .midi, .musicxml or .xml, not {suffix!r}')

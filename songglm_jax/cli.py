@@ -1,0 +1,55 @@
+"""What every command-line entry point shares: flag errors and bad input as one line on stderr.
+
+Usage in a CLI module::
+
+    def main(argv): ...
+    if __name__ == '__main__':
+      cli.run(main)
+
+A bad flag, an unexpected positional argument, or a ``ValueError`` raised by the program (the
+project's convention for bad config or input) prints ``<program>: error: <message>`` on one line
+and exits with status 2 (flags) or 1 (input), without a traceback. Other exceptions are real bugs
+and keep their traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Sequence
+
+from absl import app, flags
+
+
+def _program() -> str:
+  main = sys.modules.get('__main__')
+  spec = getattr(main, '__spec__', None)
+  return spec.name if spec is not None and spec.name else os.path.basename(sys.argv[0])
+
+
+def fail(message: str, status: int = 1) -> None:
+  """Print one error line and exit."""
+  print(f'{_program()}: error: {message}', file=sys.stderr)
+  sys.exit(status)
+
+
+def _parse(argv: Sequence[str]) -> list[str]:
+  try:
+    rest = flags.FLAGS(list(argv))
+  except flags.Error as e:
+    fail(str(e).replace('\n', ' '), status=2)
+  if len(rest) > 1:
+    fail(f'unexpected arguments: {" ".join(rest[1:])}', status=2)
+  return rest
+
+
+def run(main: Callable[[list[str]], object]) -> None:
+  """``absl.app.run`` with one-line errors for bad flags and ``ValueError``."""
+
+  def guarded(argv):
+    try:
+      return main(argv)
+    except ValueError as e:
+      fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+  app.run(guarded, flags_parser=_parse)

@@ -1,0 +1,291 @@
+r"""Songs on disk -> a prepared dataset that Grain reads by index.
+
+    python -m songglm_jax.prepare --source=DIR|music21 --output=OUT \
+        [--workers=N] [--valid_fraction=0.05] [--min_count=2] [--stress_lookup=word] \
+        [--fit_lexicon | --lexicon=PATH] [--limit=N]
+
+Stages: find the input files (recursively; ``music21`` = the works with lyrics in music21's
+bundled corpus) -> read, stress, phrase-segment and window each file in worker processes (results
+come back in input order, so the output does not depend on the number of workers) -> split
+train/valid by a hash of each file's relative path -> fit the vocabularies on the train split ->
+(optionally) fit or load the harmonized n-gram lexicon and find each song's spans -> tokenize ->
+write ``OUT/{train,valid}.array_record``, ``OUT/vocab.json``, ``OUT/lexicon.json`` and, last,
+``OUT/report.json``. Every file is written through a temporary name and a rename, so a crash
+never leaves a half-written file behind an old good one. The same input gives byte-identical
+output, whatever the number of workers (timings go to the console, not into report.json).
+
+A file that cannot be used is skipped and counted in report.json (``skipped``: reason -> count,
+``skipped_files``: [path, reason]); a bug in a reader is caught per file too and reported as
+``error:<ExceptionType>``, so one bad file never stops the run.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import pathlib
+import sys
+import time
+from typing import Optional, Sequence
+
+from absl import flags, logging
+
+from songglm_jax.data import records, tokenizer
+from songglm_jax.music import io as song_io
+from songglm_jax.music import midi, phrases
+from songglm_jax.music.song import Song, SongSkip
+
+MUSIC21 = 'music21'
+REPORT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareOptions:
+  """Everything that determines a prepared dataset (``config.data`` mirrors these)."""
+  valid_fraction: float = 0.05
+  min_count: int = 2
+  stress_lookup: str = 'word'
+  fit_lexicon: bool = False
+  lexicon: str = ''
+  limit: int = 0
+  max_notes: int = midi.MAX_NOTES
+  max_file_bytes: int = midi.MAX_FILE_BYTES
+  max_syllables: int = 256
+  max_phrases: int = 128
+  max_bars: int = 512
+  max_bar_ticks: int = 3840
+
+  def validate(self) -> None:
+    if not 0 <= self.valid_fraction < 1:
+      raise ValueError(f'valid_fraction must be in [0, 1), got {self.valid_fraction}')
+    if self.stress_lookup not in ('word', 'syllable'):
+      raise ValueError(f"stress_lookup must be 'word' or 'syllable', got {self.stress_lookup!r}")
+    if self.fit_lexicon and self.lexicon:
+      raise ValueError('give either fit_lexicon or lexicon=PATH, not both')
+    if self.lexicon and not os.path.isfile(self.lexicon):
+      raise ValueError(f'lexicon file not found: {self.lexicon}')
+    if self.min_count < 1 or self.limit < 0:
+      raise ValueError('min_count must be >= 1 and limit >= 0')
+
+
+@dataclasses.dataclass
+class _FileResult:
+  path: str  # relative to the source root
+  songs: list[Song]
+  stats: dict[str, int]
+  skip: Optional[tuple[str, str]] = None  # (reason, detail)
+
+
+def _input_files(source: str, limit: int) -> tuple[list[str], list[str]]:
+  """(absolute paths, names relative to the source root) of the inputs, sorted."""
+  if source == MUSIC21:
+    from songglm_jax.music import scores
+    paths = [str(p) for p in scores.music21_corpus_paths()]
+    root = scores.music21_corpus_root()
+  else:
+    root = pathlib.Path(source)
+    if not root.exists():
+      raise ValueError(f'--source: path does not exist: {source}')
+    paths = [str(p) for p in song_io.find_song_files(root)]
+    if root.is_file():
+      root = root.parent
+  if limit:
+    paths = paths[:limit]
+  names = [os.path.relpath(p, root) if os.path.isabs(p) else p for p in paths]
+  return paths, [n.replace(os.sep, '/') for n in names]
+
+
+def _read_one(args: tuple[str, str, PrepareOptions]) -> _FileResult:
+  """Worker: one input file -> its song windows (stress and phrases set), or the skip reason."""
+  path, name, opts = args
+  from songglm_jax.music import stress
+  try:
+    if os.path.getsize(path.split('#')[0]) > opts.max_file_bytes:
+      raise SongSkip('too_long', f'{name}: file larger than {opts.max_file_bytes} bytes')
+    kwargs = {'max_notes': opts.max_notes} if path.lower().endswith(song_io.MIDI_EXTENSIONS) else {}
+    songs, stats = song_io.read_songs(path, **kwargs)
+    out = []
+    for song in songs:
+      song = song.replace(name=name if len(songs) == 1 else f'{name}|{song.name}',
+                          syllable_stress=stress.syllable_stress(song.syllables,
+                                                                 mode=opts.stress_lookup))
+      song = phrases.segment_phrases(song)
+      out.extend(phrases.split_windows(song, max_syllables=opts.max_syllables,
+                                       max_phrases=opts.max_phrases, max_bars=opts.max_bars))
+    return _FileResult(name, out, dict(stats))
+  except SongSkip as e:
+    return _FileResult(name, [], {}, (e.reason, str(e)))
+  except Exception as e:  # a reader bug must not stop the run: report it per file
+    return _FileResult(name, [], {}, (f'error:{type(e).__name__}', f'{name}: {e}'))
+
+
+def _in_valid(name: str, fraction: float) -> bool:
+  h = int.from_bytes(hashlib.sha1(name.encode('utf-8')).digest()[:8], 'big')
+  return h / 2.0**64 < fraction
+
+
+def _read_all(paths, names, opts, workers):
+  jobs = [(p, n, opts) for p, n in zip(paths, names)]
+  progress = _progress(len(jobs), 'reading')
+  if workers <= 1:
+    for job in jobs:
+      yield _read_one(job)
+      progress.update()
+  else:
+    ctx = multiprocessing.get_context('spawn')  # safe beside JAX threads; workers re-import
+    with ctx.Pool(workers) as pool:
+      chunk = max(1, min(32, len(jobs) // (workers * 8)))
+      for result in pool.imap(_read_one, jobs, chunksize=chunk):
+        yield result
+        progress.update()
+  progress.close()
+
+
+def _progress(total: int, what: str):
+  from tqdm import tqdm
+  return tqdm(total=total, desc=what, unit='file', file=sys.stderr, mininterval=2.0,
+              disable=total < 50 or None)
+
+
+def _write_json(path: pathlib.Path, obj) -> None:
+  midi.atomic_write(path, (json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False)
+                           + '\n').encode('utf-8'))
+
+
+def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions = PrepareOptions(),
+                    workers: int = 1) -> dict:
+  """Prepare ``source`` into ``output``; returns the report (also written to report.json).
+
+  Raises:
+    ValueError: bad options or a missing source path (nothing is written then).
+  """
+  opts.validate()
+  t0 = time.perf_counter()
+  paths, names = _input_files(source, opts.limit)
+  if not paths:
+    raise ValueError(f'--source: no song files found under {source}')
+  out = pathlib.Path(output)
+  out.mkdir(parents=True, exist_ok=True)
+  logging.info('prepare: %d input files from %s, %d worker(s)', len(paths), source, workers)
+
+  skipped: collections.Counter = collections.Counter()
+  skipped_files: list[list[str]] = []
+  read_stats: collections.Counter = collections.Counter()
+  split_songs: dict[str, list[tuple[str, Song]]] = {s: [] for s in records.SPLITS}
+  for res in _read_all(paths, names, opts, workers):
+    if res.skip:
+      skipped[res.skip[0]] += 1
+      skipped_files.append([res.path, res.skip[0]])
+      logging.debug('skip %s', res.skip[1])
+      continue
+    read_stats.update(res.stats)
+    split = 'valid' if _in_valid(res.path, opts.valid_fraction) else 'train'
+    split_songs[split].extend((res.path, s) for s in res.songs)
+  t_read = time.perf_counter() - t0
+
+  train_songs = [s for _, s in split_songs['train']]
+  if not train_songs:
+    raise ValueError(f'no usable songs in {source} (skipped: {dict(skipped)})')
+  vocab = tokenizer.fit_vocab(train_songs, min_count=opts.min_count, max_bars=opts.max_bars,
+                              max_bar_ticks=opts.max_bar_ticks)
+  tok = tokenizer.Tokenizer(vocab)
+
+  lex_info, spans_of = _lexicon(out, opts, train_songs)
+  qstats = tokenizer.QuantizeStats()
+  counts = {}
+  all_stress = []
+  for split, items in split_songs.items():
+    recs = []
+    for path, song in items:
+      try:
+        tokens = tok.tokenize(song, qstats)
+      except SongSkip as e:
+        skipped[e.reason] += 1
+        skipped_files.append([song.name, e.reason])
+        continue
+      smr, srr = spans_of(song)
+      recs.append(records.SongRecord(tokens=tokens, time_signatures=song.time_signatures,
+                                     spans_smr=smr, spans_srr=srr, name=song.name, source=path,
+                                     tempo=song.tempo))
+      all_stress.extend(song.syllable_stress or ())
+    counts[split] = records.write_records(records.split_path(out, split), recs)
+  _write_json(out / 'vocab.json', json.loads(vocab.to_json()))
+
+  from songglm_jax.music import stress as stress_mod
+  report = {
+      'version': REPORT_VERSION,
+      'source': source if source == MUSIC21 else os.path.basename(os.path.normpath(source)),
+      'files': len(paths),
+      'songs': sum(counts.values()),
+      'splits': counts,
+      'skipped': dict(sorted(skipped.items())),
+      'skipped_files': skipped_files,
+      'read_repairs': dict(sorted(read_stats.items())),
+      'quantize': dataclasses.asdict(qstats),
+      'vocab': {'syllables': len(vocab.syllables), 'stress_patterns': len(vocab.stress),
+                'field_sizes': tok.field_sizes},
+      'stress': {'lookup': opts.stress_lookup, 'oov_rate': stress_mod.oov_rate(all_stress)},
+      'options': dataclasses.asdict(opts),
+  }
+  if lex_info:
+    report['lexicon'] = lex_info
+  _write_json(out / 'report.json', report)
+  logging.info('prepare: %d songs written (%s) from %d files in %.1f s (reading %.1f s); '
+               'skipped %s', report['songs'], counts, len(paths), time.perf_counter() - t0,
+               t_read, dict(skipped))
+  return report
+
+
+def _lexicon(out: pathlib.Path, opts: PrepareOptions, train_songs: Sequence[Song]):
+  """(report entry or None, song -> (smr spans, srr spans))."""
+  import numpy as np
+  empty = np.zeros((0, 2), np.int32)
+  if not (opts.fit_lexicon or opts.lexicon):
+    return None, lambda song: (empty, empty)
+  from songglm_jax.data import lexicon
+  if opts.fit_lexicon:
+    lex = lexicon.fit_lexicon(train_songs)
+    path = out / 'lexicon.json'
+    lexicon.save_lexicon(lex, path)
+    shown = 'lexicon.json'
+  else:
+    lex = lexicon.load_lexicon(opts.lexicon)
+    shown = os.path.abspath(opts.lexicon)
+  spans = lambda song: (lexicon.song_spans(lex, 'smr', song), lexicon.song_spans(lex, 'srr', song))
+  coverage = lexicon.lexicon_coverage(lex, train_songs)
+  from songglm_jax.music import stress as stress_mod
+  oov = stress_mod.oov_rate([p for s in train_songs for p in s.syllable_stress])
+  return {'path': shown, 'oov_rate': oov, 'coverage': coverage}, spans
+
+
+# ---- command line ---------------------------------------------------------------------------
+FLAGS = flags.FLAGS
+flags.DEFINE_string('source', None, "folder of songs (recursive), one song file, or 'music21'")
+flags.DEFINE_string('output', None, 'output folder of the prepared dataset')
+flags.DEFINE_integer('workers', max(1, min(8, (os.cpu_count() or 1))), 'worker processes')
+flags.DEFINE_float('valid_fraction', PrepareOptions.valid_fraction, 'share of files held out')
+flags.DEFINE_integer('min_count', PrepareOptions.min_count, 'minimum count of a vocabulary syllable')
+flags.DEFINE_enum('stress_lookup', 'word', ['word', 'syllable'], 'syllable stress lookup')
+flags.DEFINE_bool('fit_lexicon', False, 'fit the harmonized n-gram lexicon on this corpus')
+flags.DEFINE_string('lexicon', '', 'reuse a fitted lexicon.json')
+flags.DEFINE_integer('limit', 0, 'use only the first N input files (0 = all)')
+
+
+def main(argv):
+  del argv
+  opts = PrepareOptions(valid_fraction=FLAGS.valid_fraction, min_count=FLAGS.min_count,
+                        stress_lookup=FLAGS.stress_lookup, fit_lexicon=FLAGS.fit_lexicon,
+                        lexicon=FLAGS.lexicon, limit=FLAGS.limit)
+  report = prepare_dataset(FLAGS.source, FLAGS.output, opts, workers=FLAGS.workers)
+  print(f"prepared {report['songs']} songs {report['splits']} from {report['files']} files "
+        f"into {FLAGS.output}; skipped {report['skipped'] or 'none'}")
+
+
+if __name__ == '__main__':
+  from songglm_jax import cli
+  flags.mark_flags_as_required(['source', 'output'])
+  cli.run(main)

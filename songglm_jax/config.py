@@ -1,0 +1,42 @@
+"""The base config: every field the programs read, each with a comment.
+
+Config files in ``configs/`` call :func:`base_config` and change what they need; a field that is
+not declared here does not exist (``lock_config=True`` rejects typos in ``--config.x=v``).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+STAGES = ('prepare',)  # the stages this version of the program can run, in order
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.stages = 'prepare'     # comma-separated subset of STAGES, run in order
+  c.seed = 0               # one seed for data order, masking, initialisation and sampling
+
+  c.data = d = ml_collections.ConfigDict()
+  d.pretrain_source = 'music21'  # folder of songs, one song file, or 'music21' (bundled corpus)
+  d.finetune_source = ''   # lyrics->melody corpus; '' = fine-tune on the pre-training data
+  d.workers = 2            # reader processes of `prepare` (output does not depend on it)
+  d.limit = 0              # use only the first N input files of each source (0 = all)
+  d.valid_fraction = 0.05  # share of files held out for evaluation (hash of the file path)
+  d.min_count = 2          # a syllable enters the vocabulary when seen this often
+  d.stress_lookup = 'word'  # 'word': rebuild words from syllables; 'syllable': public SongGLM
+  d.max_syllables = 256    # word-id cap: longer songs are cut into windows at phrase boundaries
+  d.max_phrases = 128      # phrase-id cap (same windowing)
+  d.max_bars = 512         # bar-field cap (same windowing)
+  d.max_bar_ticks = 3840   # longest bar the position grid covers (8 quarters at 480 per quarter)
+  return c
+
+
+def parse_stages(config: ml_collections.ConfigDict) -> list[str]:
+  """The stages to run, checked against :data:`STAGES`."""
+  stages = [s.strip() for s in str(config.stages).split(',') if s.strip()]
+  unknown = [s for s in stages if s not in STAGES]
+  if unknown:
+    raise ValueError(f'config.stages: unknown stage(s) {unknown}; this version runs {STAGES}')
+  if not stages:
+    raise ValueError('config.stages: empty')
+  return sorted(stages, key=STAGES.index)

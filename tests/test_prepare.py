@@ -1,0 +1,150 @@
+import hashlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import symusic
+
+from songglm_jax import prepare
+from songglm_jax.data import records, tokenizer
+from songglm_jax.music import midi
+from tests.conftest import REPO, require_sample
+from tests.songs import scale_song
+
+
+def _raw_midi(path, lyrics, notes):
+  score = symusic.Score(480)
+  lyr, lead = symusic.Track('', 0, False), symusic.Track('Lead', 0, False)
+  for t, text in lyrics:
+    lyr.lyrics.append(symusic.TextMeta(t, text))
+  for t, d, p in notes:
+    lead.notes.append(symusic.Note(t, d, p, 100))
+  score.tracks.append(lyr)
+  score.tracks.append(lead)
+  score.dump_midi(str(path))
+
+
+def make_corpus(root: pathlib.Path) -> None:
+  """Six good songs and a zoo of broken files."""
+  (root / 'sub' / 'deeper').mkdir(parents=True)
+  for i in range(6):
+    s = scale_song(10 + i, punctuation_every=3, name=f'good{i}')
+    midi.write_midi(s, root / ('sub/deeper' if i % 2 else 'sub') / f'good{i}.mid')
+  (root / 'empty.mid').write_bytes(b'')
+  good = (root / 'sub' / 'good0.mid').read_bytes()
+  (root / 'truncated.mid').write_bytes(good[:len(good) // 2])
+  (root / 'text.mid').write_text('this is not a MIDI file\n')
+  _raw_midi(root / 'nolyrics.midi', [], [(0, 480, 60), (480, 480, 62)])
+  _raw_midi(root / 'lyrics_only.kar', [(0, 'la'), (480, 'la')], [])
+  _raw_midi(root / 'lyrics_after_notes.mid', [(4800, 'la')], [(0, 480, 60)])
+  _raw_midi(root / 'poly.mid', [(0, 'a'), (480, 'b.')],
+            [(0, 480, 60), (0, 480, 64), (480, 480, 62), (480, 480, 55)])
+  _raw_midi(root / 'weird_text.mid', [(0, 'gr\u00fc\x07'), (480, '\x01'), (960, 'n\u00e9.')],
+            [(0, 480, 60), (960, 480, 62)])
+  _raw_midi(root / 'huge.mid', [(0, 'a')], [(i * 30, 30, 60) for i in range(300)])
+  (root / 'broken.musicxml').write_text('<score-partwise><part id="P1"><measure')
+  (root / 'notes.txt').write_text('ignored: not a song extension')
+
+
+def _run(src, out, workers=1, **kw):
+  opts = prepare.PrepareOptions(valid_fraction=0.3, min_count=1, max_notes=200, **kw)
+  return prepare.prepare_dataset(str(src), out, opts, workers=workers)
+
+
+@pytest.fixture(scope='module')
+def corpus(tmp_path_factory):
+  root = tmp_path_factory.mktemp('corpus')
+  make_corpus(root)
+  return root
+
+
+def test_broken_files_are_reported_not_fatal(corpus, tmp_path):
+  report = _run(corpus, tmp_path / 'out')
+  assert report['files'] == 16
+  assert report['songs'] == 8  # 6 good + poly + weird_text
+  assert report['skipped'] == {'empty_file': 1, 'lyrics_without_notes': 1, 'no_lyrics': 1,
+                               'no_notes': 1, 'not_midi': 1, 'too_long': 1, 'unreadable': 2}
+  reasons = dict(map(tuple, report['skipped_files']))
+  assert reasons['truncated.mid'] == 'unreadable' and reasons['huge.mid'] == 'too_long'
+  assert reasons['broken.musicxml'] == 'unreadable'
+  assert report['read_repairs']['polyphony_notes_dropped'] == 2
+  assert report['read_repairs']['empty_lyrics'] == 1
+  on_disk = json.loads((tmp_path / 'out' / 'report.json').read_text())
+  assert on_disk == json.loads(json.dumps(report))
+  n = sum(len(records.RecordSource([records.split_path(tmp_path / 'out', s)]))
+          for s in records.SPLITS)
+  assert n == report['songs'] == sum(report['splits'].values())
+
+
+def test_records_hold_tokens_that_detokenize(corpus, tmp_path):
+  _run(corpus, tmp_path / 'out')
+  vocab = tokenizer.Vocab.from_json((tmp_path / 'out' / 'vocab.json').read_text())
+  tok = tokenizer.Tokenizer(vocab)
+  src = records.RecordSource([records.split_path(tmp_path / 'out', 'train')])
+  names = set()
+  for i in range(len(src)):
+    r = src[i]
+    song = tok.detokenize(r.tokens, time_signatures=r.time_signatures, tempo=r.tempo)
+    assert song.num_notes > 0 and r.source.endswith(('.mid', '.midi'))
+    names.add(r.source)
+  assert 'poly.mid' in names or 'poly.mid' in _valid_names(tmp_path / 'out')
+
+
+def _valid_names(out):
+  src = records.RecordSource([records.split_path(out, 'valid')])
+  return {src[i].source for i in range(len(src))}
+
+
+def _digest(folder):
+  return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_output_is_byte_identical_whatever_the_worker_count(corpus, tmp_path):
+  _run(corpus, tmp_path / 'one', workers=1)
+  _run(corpus, tmp_path / 'two', workers=2)
+  assert _digest(tmp_path / 'one') == _digest(tmp_path / 'two')
+
+
+def test_rerun_over_existing_output_leaves_no_temporary_files(corpus, tmp_path):
+  _run(corpus, tmp_path / 'out')
+  _run(corpus, tmp_path / 'out')
+  assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [
+      'report.json', 'train.array_record', 'valid.array_record', 'vocab.json']
+
+
+def _cli(*args):
+  return subprocess.run([sys.executable, '-m', 'songglm_jax.prepare', *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=120)
+
+
+def test_cli_missing_source_is_one_line_error(tmp_path):
+  r = _cli('--source=/no/such/folder', f'--output={tmp_path / "o"}')
+  assert r.returncode != 0
+  assert r.stderr.strip().count('\n') == 0 and 'does not exist' in r.stderr
+  assert not (tmp_path / 'o').exists()
+
+
+def test_cli_bad_flag_is_one_line_error(tmp_path):
+  r = _cli('--source=x', f'--output={tmp_path}', '--no_such_flag=1')
+  assert r.returncode == 2 and r.stderr.strip().count('\n') == 0
+  assert 'no_such_flag' in r.stderr
+
+
+def test_cli_prepares_a_folder(corpus, tmp_path):
+  r = _cli(f'--source={corpus}', f'--output={tmp_path / "o"}', '--workers=1')
+  assert r.returncode == 0, r.stderr
+  assert 'prepared 8 songs' in r.stdout
+
+
+@pytest.mark.parametrize('subdir, minimum', [('pretrain', 995), ('finetune', 895)])
+def test_shared_corpora(tmp_path, subdir, minimum):
+  root = require_sample(subdir)
+  report = prepare.prepare_dataset(str(root), tmp_path / subdir,
+                                   prepare.PrepareOptions(), workers=2)
+  assert report['files'] == len(list(root.glob('*.mid')))
+  assert report['songs'] >= minimum, report['skipped']
+  assert report['quantize']['durations_clipped'] == 0

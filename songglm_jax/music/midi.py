@@ -65,12 +65,11 @@ def _load(path: str | os.PathLike, max_file_bytes: int) -> symusic.Score:
     raise SongSkip('empty_file', f'{path}: empty file')
   if size > max_file_bytes:
     raise SongSkip('too_long', f'{path}: {size} bytes > {max_file_bytes}')
-  with open(path, 'rb') as f:
-    head = f.read(4)
-  if head not in (b'MThd', b'RIFF'):
-    raise SongSkip('not_midi', f'{path}: not a MIDI file (header {head!r})')
-  try:
-    return symusic.Score(str(path))
+  data = path.read_bytes()
+  if data[:4] not in (b'MThd', b'RIFF'):
+    raise SongSkip('not_midi', f'{path}: not a MIDI file (header {data[:4]!r})')
+  try:  # from bytes: symusic picks the format by extension and would refuse .kar
+    return symusic.Score.from_midi(data)
   except Exception as e:  # symusic raises RuntimeError with its own message on broken files
     raise SongSkip('unreadable', f'{path}: {str(e).splitlines()[0] if str(e) else type(e)}')
 

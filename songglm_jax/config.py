@@ -28,6 +28,13 @@ def base_config() -> ml_collections.ConfigDict:
   d.max_phrases = 128      # phrase-id cap (same windowing)
   d.max_bars = 512         # bar-field cap (same windowing)
   d.max_bar_ticks = 3840   # longest bar the position grid covers (8 quarters at 480 per quarter)
+  d.fit_lexicon = True     # fit the harmonized n-gram lexicon on the pre-training data (the
+                           # fine-tuning data is then prepared with it)
+  d.lexicon_max_n = 12     # longest n-gram scored (N in the paper)
+  d.lexicon_min_span_n = 2  # shortest n-gram used for spans: every unigram scores 0 by
+                           # definition, so selecting unigrams by rank would select by count
+  d.lexicon_max_span_n = 4  # longest n-gram used for spans
+  d.lexicon_max_rank = 0.3  # n-grams ranked in the best 30% of their length are used
   return c
 
 

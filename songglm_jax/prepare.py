@@ -22,9 +22,9 @@ A file that cannot be used is skipped and counted in report.json (``skipped``: r
 from __future__ import annotations
 
 import collections
+import concurrent.futures as cf
 import dataclasses
 import hashlib
-import json
 import multiprocessing
 import os
 import pathlib
@@ -32,9 +32,11 @@ import sys
 import time
 from typing import Optional, Sequence
 
+import numpy as np
 from absl import flags, logging
 
-from songglm_jax.data import records, tokenizer
+from songglm_jax import atomic
+from songglm_jax.data import lexicon, records, tokenizer
 from songglm_jax.music import io as song_io
 from songglm_jax.music import midi, phrases
 from songglm_jax.music.song import Song, SongSkip
@@ -58,6 +60,10 @@ class PrepareOptions:
   max_phrases: int = 128
   max_bars: int = 512
   max_bar_ticks: int = 3840
+  lexicon_max_n: int = 12         # longest n-gram scored (N)
+  lexicon_min_span_n: int = 2     # shortest n-gram used for spans (see data/lexicon_build.py:
+  lexicon_max_span_n: int = 4     #   every unigram scores 0, so unigram ranks carry no signal)
+  lexicon_max_rank: float = 0.3   # n-grams of rank <= this are selected
 
   def validate(self) -> None:
     if not 0 <= self.valid_fraction < 1:
@@ -129,19 +135,48 @@ def _in_valid(name: str, fraction: float) -> bool:
 
 
 def _read_all(paths, names, opts, workers):
+  """Results of :func:`_read_one` for every file, in input order.
+
+  Worker processes are started with spawn (safe beside JAX's threads). A worker that dies (a
+  crash inside a C++ parser, say) breaks the pool instead of hanging it: the unfinished files go
+  to a fresh pool, and the first of them is first run alone so that the culprit is found and
+  reported as ``error:worker_crashed``.
+  """
   jobs = [(p, n, opts) for p, n in zip(paths, names)]
   progress = _progress(len(jobs), 'reading')
   if workers <= 1:
     for job in jobs:
       yield _read_one(job)
       progress.update()
-  else:
-    ctx = multiprocessing.get_context('spawn')  # safe beside JAX threads; workers re-import
-    with ctx.Pool(workers) as pool:
-      chunk = max(1, min(32, len(jobs) // (workers * 8)))
-      for result in pool.imap(_read_one, jobs, chunksize=chunk):
-        yield result
-        progress.update()
+    progress.close()
+    return
+  ctx = multiprocessing.get_context('spawn')
+  done, crashes_in_a_row = 0, 0
+  while done < len(jobs):
+    pending = jobs[done:]
+    try:
+      with cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        chunk = max(1, min(32, len(pending) // (workers * 8)))
+        for result in pool.map(_read_one, pending, chunksize=chunk):
+          yield result
+          done += 1
+          crashes_in_a_row = 0
+          progress.update()
+    except cf.process.BrokenProcessPool:
+      try:
+        with cf.ProcessPoolExecutor(1, mp_context=ctx) as alone:
+          result = alone.submit(_read_one, jobs[done]).result()
+        crashes_in_a_row = 0
+      except cf.process.BrokenProcessPool:
+        crashes_in_a_row += 1
+        if crashes_in_a_row >= 3:
+          raise ValueError('prepare: worker processes die at start-up (a script that calls '
+                           "prepare_dataset needs an `if __name__ == '__main__':` guard)")
+        result = _FileResult(jobs[done][1], [], {}, ('error:worker_crashed',
+                                                     f'{jobs[done][1]}: the reader crashed'))
+      yield result
+      done += 1
+      progress.update()
   progress.close()
 
 
@@ -149,11 +184,6 @@ def _progress(total: int, what: str):
   from tqdm import tqdm
   return tqdm(total=total, desc=what, unit='file', file=sys.stderr, mininterval=2.0,
               disable=total < 50 or None)
-
-
-def _write_json(path: pathlib.Path, obj) -> None:
-  midi.atomic_write(path, (json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False)
-                           + '\n').encode('utf-8'))
 
 
 def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions = PrepareOptions(),
@@ -198,6 +228,7 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
   qstats = tokenizer.QuantizeStats()
   counts = {}
   all_stress = []
+  notes_total, notes_in_spans = 0, np.zeros(2, np.int64)  # (smr, srr)
   for split, items in split_songs.items():
     recs = []
     for path, song in items:
@@ -208,12 +239,14 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
         skipped_files.append([song.name, e.reason])
         continue
       smr, srr = spans_of(song)
+      notes_total += song.num_notes
+      notes_in_spans += [lexicon.covered_notes(x, song.num_notes).sum() for x in (smr, srr)]
       recs.append(records.SongRecord(tokens=tokens, time_signatures=song.time_signatures,
                                      spans_smr=smr, spans_srr=srr, name=song.name, source=path,
                                      tempo=song.tempo))
       all_stress.extend(song.syllable_stress or ())
     counts[split] = records.write_records(records.split_path(out, split), recs)
-  _write_json(out / 'vocab.json', json.loads(vocab.to_json()))
+  atomic.write_text(out / 'vocab.json', vocab.to_json())
 
   from songglm_jax.music import stress as stress_mod
   report = {
@@ -232,8 +265,10 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
       'options': dataclasses.asdict(opts),
   }
   if lex_info:
+    lex_info['oov_rate'] = report['stress']['oov_rate']
+    lex_info['coverage'] = dict(zip(('smr', 'srr'), (notes_in_spans / max(notes_total, 1)).tolist()))
     report['lexicon'] = lex_info
-  _write_json(out / 'report.json', report)
+  atomic.write_json(out / 'report.json', report)
   logging.info('prepare: %d songs written (%s) from %d files in %.1f s (reading %.1f s); '
                'skipped %s', report['songs'], counts, len(paths), time.perf_counter() - t0,
                t_read, dict(skipped))
@@ -242,24 +277,21 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
 
 def _lexicon(out: pathlib.Path, opts: PrepareOptions, train_songs: Sequence[Song]):
   """(report entry or None, song -> (smr spans, srr spans))."""
-  import numpy as np
   empty = np.zeros((0, 2), np.int32)
   if not (opts.fit_lexicon or opts.lexicon):
     return None, lambda song: (empty, empty)
-  from songglm_jax.data import lexicon
   if opts.fit_lexicon:
-    lex = lexicon.fit_lexicon(train_songs)
-    path = out / 'lexicon.json'
-    lexicon.save_lexicon(lex, path)
+    lex = lexicon.fit_lexicon(train_songs, max_n=opts.lexicon_max_n,
+                              min_span_n=opts.lexicon_min_span_n,
+                              max_span_n=opts.lexicon_max_span_n, max_rank=opts.lexicon_max_rank,
+                              stress_mode=opts.stress_lookup, workers=2)
+    lexicon.save_lexicon(lex, out / 'lexicon.json')
     shown = 'lexicon.json'
   else:
     lex = lexicon.load_lexicon(opts.lexicon)
     shown = os.path.abspath(opts.lexicon)
   spans = lambda song: (lexicon.song_spans(lex, 'smr', song), lexicon.song_spans(lex, 'srr', song))
-  coverage = lexicon.lexicon_coverage(lex, train_songs)
-  from songglm_jax.music import stress as stress_mod
-  oov = stress_mod.oov_rate([p for s in train_songs for p in s.syllable_stress])
-  return {'path': shown, 'oov_rate': oov, 'coverage': coverage}, spans
+  return {'path': shown}, spans
 
 
 # ---- command line ---------------------------------------------------------------------------

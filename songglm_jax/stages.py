@@ -17,9 +17,9 @@ import pathlib
 import ml_collections
 from absl import logging
 
+from songglm_jax import atomic
 from songglm_jax import config as config_lib
 from songglm_jax import prepare
-from songglm_jax.music import midi
 
 
 def prepare_options(config: ml_collections.ConfigDict, **overrides) -> prepare.PrepareOptions:
@@ -27,7 +27,9 @@ def prepare_options(config: ml_collections.ConfigDict, **overrides) -> prepare.P
   opts = prepare.PrepareOptions(
       valid_fraction=d.valid_fraction, min_count=d.min_count, stress_lookup=d.stress_lookup,
       limit=d.limit, max_syllables=d.max_syllables, max_phrases=d.max_phrases,
-      max_bars=d.max_bars, max_bar_ticks=d.max_bar_ticks)
+      max_bars=d.max_bars, max_bar_ticks=d.max_bar_ticks, lexicon_max_n=d.lexicon_max_n,
+      lexicon_min_span_n=d.lexicon_min_span_n, lexicon_max_span_n=d.lexicon_max_span_n,
+      lexicon_max_rank=d.lexicon_max_rank)
   return dataclasses.replace(opts, **overrides)
 
 
@@ -44,21 +46,29 @@ def _prepared(out: pathlib.Path, source: str, opts: prepare.PrepareOptions) -> d
 
 def run_prepare(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, dict]:
   """Prepare the pre-training (and fine-tuning) datasets; returns their reports."""
-  jobs = [('pretrain', config.data.pretrain_source, prepare_options(config))]
+  fit = bool(config.data.fit_lexicon)
+  jobs = [('pretrain', config.data.pretrain_source, prepare_options(config, fit_lexicon=fit))]
   if config.data.finetune_source:
-    jobs.append(('finetune', config.data.finetune_source, prepare_options(config)))
+    lexicon = str((workdir / 'data' / 'pretrain' / 'lexicon.json').resolve()) if fit else ''
+    jobs.append(('finetune', config.data.finetune_source,
+                 prepare_options(config, lexicon=lexicon)))
   reports = {}
   for name, source, opts in jobs:
     out = workdir / 'data' / name
     report = _prepared(out, source, opts)
+    if opts.lexicon and not pathlib.Path(opts.lexicon).is_file():
+      raise ValueError(f'fine-tuning data needs the pre-training lexicon {opts.lexicon}')
     if report is not None:
       print(f'[prepare] {name}: already prepared in {out} ({report["songs"]} songs), kept')
     else:
       report = prepare.prepare_dataset(source, out, opts, workers=config.data.workers)
     reports[name] = report
     skipped = sum(report['skipped'].values())
+    lex = report.get('lexicon')
+    lex_text = (f'; lexicon coverage smr {lex["coverage"]["smr"]:.1%} srr '
+                f'{lex["coverage"]["srr"]:.1%}, stress oov {lex["oov_rate"]:.2%}' if lex else '')
     print(f'[prepare] {name}: {report["songs"]} songs {report["splits"]} from '
-          f'{report["files"]} files ({skipped} skipped) -> {out}')
+          f'{report["files"]} files ({skipped} skipped){lex_text} -> {out}')
   return reports
 
 
@@ -67,8 +77,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   stages = config_lib.parse_stages(config)
   work = pathlib.Path(workdir)
   work.mkdir(parents=True, exist_ok=True)
-  midi.atomic_write(work / 'config.json', (config.to_json(indent=1, sort_keys=True) + '\n')
-                    .encode('utf-8'))
+  atomic.write_text(work / 'config.json', config.to_json(indent=1, sort_keys=True) + '\n')
   logging.info('stages %s in %s', stages, work)
   for stage in stages:
     if stage == 'prepare':

@@ -140,11 +140,25 @@ def test_cli_prepares_a_folder(corpus, tmp_path):
   assert 'prepared 9 songs' in r.stdout  # the CLI's default note bound admits huge.mid
 
 
-@pytest.mark.parametrize('subdir, minimum', [('pretrain', 995), ('finetune', 895)])
-def test_shared_corpora(tmp_path, subdir, minimum):
-  root = require_sample(subdir)
-  report = prepare.prepare_dataset(str(root), tmp_path / subdir,
-                                   prepare.PrepareOptions(), workers=2)
-  assert report['files'] == len(list(root.glob('*.mid')))
-  assert report['songs'] >= minimum, report['skipped']
-  assert report['quantize']['durations_clipped'] == 0
+def test_shared_corpora_with_lexicon(tmp_path):
+  """Done-when: >= 995 of 1000 pre-training and >= 895 of 900 fine-tuning songs, the fine-tuning
+  corpus prepared with the pre-training lexicon; coverage plausible."""
+  pre, ft = require_sample('pretrain'), require_sample('finetune')
+  r1 = prepare.prepare_dataset(str(pre), tmp_path / 'pre',
+                               prepare.PrepareOptions(fit_lexicon=True), workers=2)
+  assert r1['files'] == 1000 and r1['songs'] >= 995, r1['skipped']
+  assert r1['quantize']['durations_clipped'] == 0
+  lex = r1['lexicon']
+  assert lex['path'] == 'lexicon.json' and (tmp_path / 'pre' / 'lexicon.json').is_file()
+  assert 0 <= lex['oov_rate'] < 0.01
+  assert all(0.05 < lex['coverage'][k] < 0.95 for k in ('smr', 'srr')), lex
+  r2 = prepare.prepare_dataset(str(ft), tmp_path / 'ft',
+                               prepare.PrepareOptions(lexicon=str(tmp_path / 'pre' / 'lexicon.json')),
+                               workers=2)
+  assert r2['files'] == 900 and r2['songs'] >= 895, r2['skipped']
+  assert not (tmp_path / 'ft' / 'lexicon.json').exists()
+  assert all(0.05 < r2['lexicon']['coverage'][k] < 0.95 for k in ('smr', 'srr'))
+  src = records.RecordSource([records.split_path(tmp_path / 'ft', 'train')])
+  r = src[0]
+  n_notes = int((r.tokens[:, tokenizer.F.type] == tokenizer.NOTE).sum())
+  assert len(r.spans_smr) and r.spans_smr.min() >= 0 and r.spans_smr.max() <= n_notes

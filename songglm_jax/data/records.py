@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import struct
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from songglm_jax import atomic
 
 MAGIC = b'SGR1'
 SPLITS = ('train', 'valid')
@@ -81,7 +84,7 @@ def decode(data: bytes) -> SongRecord:
   for key, dtype in _ARRAYS.items():
     spec = header['arrays'][key]
     dt = np.dtype(dtype).newbyteorder('<')
-    count = int(np.prod(spec['shape'], dtype=np.int64))
+    count = math.prod(spec["shape"])
     arr = np.frombuffer(body, dtype=dt, count=count, offset=spec['offset'])
     out[key] = arr.reshape(spec['shape']).astype(dtype, copy=False)
   return SongRecord(**out)
@@ -91,7 +94,7 @@ def write_records(path: str | os.PathLike, records: Iterable[SongRecord]) -> int
   """Write records to an ArrayRecord file atomically; returns the number written."""
   from array_record.python import array_record_module as arm
   path = pathlib.Path(path)
-  tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
+  tmp = atomic.temporary_path(path)
   count = 0
   try:
     writer = arm.ArrayRecordWriter(str(tmp), 'group_size:1')

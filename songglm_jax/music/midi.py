@@ -38,12 +38,11 @@ import collections
 import os
 import pathlib
 import re
-import tempfile
 
 import numpy as np
 import symusic
 
-from songglm_jax.music import meter
+from songglm_jax import atomic
 from songglm_jax.music.song import Song, SongSkip, clean_lyric, TPQ
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -204,21 +203,6 @@ def to_score(song: Song) -> symusic.Score:
   return score
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-  """Write bytes to ``path`` through a temporary file in the same folder and a rename."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      f.write(data)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
-
-
 def write_midi(song: Song, path: str | os.PathLike) -> None:
   """Write ``song`` as a type-1 MIDI file with lyric events (atomically)."""
-  atomic_write(path, bytes(to_score(song).dumps_midi()))
+  atomic.write_bytes(path, bytes(to_score(song).dumps_midi()))

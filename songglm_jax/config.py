@@ -35,6 +35,22 @@ def base_config() -> ml_collections.ConfigDict:
                            # definition, so selecting unigrams by rank would select by count
   d.lexicon_max_span_n = 4  # longest n-gram used for spans
   d.lexicon_max_rank = 0.3  # n-grams ranked in the best 30% of their length are used
+
+  c.pipeline = p = ml_collections.ConfigDict()
+  p.seq_len = 1024          # tokens per packed row; longer songs are windowed at phrase boundaries
+  p.batch_size = 8          # packed rows per step over all processes (multiple of process count)
+  p.chunk_records = 256     # records masked and packed together (first-fit decreasing per chunk)
+  p.workers = 0             # Grain worker processes: part of the experiment (the stream and a
+                            # saved iterator state depend on it)
+  p.worker_buffer = 2       # batches each worker prepares ahead
+  p.read_threads = 1        # threads preparing chunks ahead in each process (stream unchanged)
+  p.word_rate = 0.15        # share of notes masked by the n-gram tasks
+  p.phrase_rate = 0.5       # share of notes masked by the phrase task (whole phrases)
+  p.song_rate = 0.5         # share of notes in the single song-level span (long-span MASK)
+  p.mean_span_length = 5.0  # random-span fallback when a song's n-grams cannot reach word_rate
+  p.shuffle_spans = True    # Part B spans in random order
+  p.task_weights = ml_collections.ConfigDict(  # relative weights of the pre-training tasks
+      dict(ngram_smr=1.0, ngram_srr=1.0, phrase=1.0, song=1.0))
   return c
 
 

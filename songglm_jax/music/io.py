@@ -34,7 +34,7 @@ def read_songs(path: str | os.PathLike, **kwargs) -> tuple[list[Song], dict[str,
   Raises:
     SongSkip: the file gives no song; ``reason`` says why.
   """
-  suffix = pathlib.Path(path).suffix.lower()
+  suffix = pathlib.Path(str(path).split('#')[0]).suffix.lower()  # 'x.abc#2': tune 2 of x.abc
   if suffix in MIDI_EXTENSIONS:
     from songglm_jax.music import midi
     song, stats = midi.read_midi(path, **kwargs)

@@ -38,6 +38,10 @@ def _parse(argv: Sequence[str]) -> list[str]:
     rest = flags.FLAGS(list(argv))
   except flags.Error as e:
     fail(str(e).replace('\n', ' '), status=2)
+  except (AttributeError, KeyError) as e:  # ml_collections: --config.x.y names no field
+    fail(f'unknown config field in a --config.* override: {str(e).strip(chr(34))}', status=2)
+  except (TypeError, ValueError) as e:  # ml_collections: a value of the wrong type
+    fail(f'bad --config.* override: {e}'.replace('\n', ' '), status=2)
   if len(rest) > 1:
     fail(f'unexpected arguments: {" ".join(rest[1:])}', status=2)
   return rest

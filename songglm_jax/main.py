@@ -17,7 +17,12 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'folder for all outputs of the r
 
 def main(argv):
   del argv
-  stages.run(_CONFIG.value, _WORKDIR.value)
+  try:
+    config = _CONFIG.value
+    config.stages  # ml_collections reports a config file that failed to load only on use
+  except OSError as e:
+    raise ValueError('--config: ' + ' '.join(str(e).split()[-6:]))
+  stages.run(config, _WORKDIR.value)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,113 @@
+"""The console table, ``result.json`` and the comparison plots of an evaluation."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from songglm_jax.metrics import evaluation, features
+from songglm_jax.music.song import Song
+
+_ROWS = (
+    ('OA(A)', 'OA_A', 100), ('OA(PCH)', 'OA_PCH', 100), ('OA(IOI)', 'OA_IOI', 100),
+    ('OA(DD)', 'OA_DD', 100), ('MD', 'MD', 1),
+    ('AA', 'AA', 100), ('AA notes |diff|', 'AA_notes_abs_diff', 1),
+    ('SBA generated', 'SBA_generated', 100), ('SBA reference', 'SBA_reference', 100),
+    ('SPA generated', 'SPA_generated', 100), ('SPA reference', 'SPA_reference', 100),
+    ('PEA generated', 'PEA_generated', 100), ('PEA reference', 'PEA_reference', 100),
+)
+
+
+def table(result: Mapping) -> str:
+  """Metric | mean +- std over sample sets; OA, AA and the fractions in percent."""
+  lines = [f'{"metric":<18} {"mean":>9}   {"std":>7}',
+           '-' * 38]
+  for label, key, scale in _ROWS:
+    mean, std = result.get(key), result.get(f'{key}_std')
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+      lines.append(f'{label:<18} {"nan":>9}   ({result.get("nan_reasons", {}).get(key, "")})')
+      continue
+    unit = '%' if scale == 100 else ' '
+    lines.append(f'{label:<18} {mean * scale:>8.2f}{unit} +- {std * scale:>6.2f}')
+  lines.append('-' * 38)
+  lines.append(f'pairs {result.get("num_pairs")} in {result.get("num_sample_sets")} sample '
+               f'set(s); misaligned pairs {result.get("misaligned_pairs", 0)}; skipped files '
+               f'{len(result.get("skipped_files", []))}; unpaired generated '
+               f'{len(result.get("unpaired", {}).get("generated", []))}, reference '
+               f'{len(result.get("unpaired", {}).get("reference", []))}')
+  return '\n'.join(lines)
+
+
+def write_json(result: Mapping, path: str | os.PathLike) -> None:
+  """Write ``result`` as strict JSON (NaN as null), atomically."""
+  from songglm_jax import atomic
+  text = json.dumps(evaluation.json_ready(dict(result)), indent=1, sort_keys=True,
+                    ensure_ascii=False, allow_nan=False)
+  atomic.write_text(path, text + '\n')
+
+
+def write_plots(folder: str | os.PathLike, generated_sets: Sequence[Mapping[str, Song]],
+                reference: Mapping[str, Song]) -> list[pathlib.Path]:
+  """PNGs comparing the generated songs (all sets pooled) with the reference songs:
+  ``alignment.png`` (notes per syllable), ``pitch_classes.png``, ``durations.png`` (the duration
+  classes that occur), ``ioi.png`` (mean inter-onset interval per song). Returns the paths."""
+  import matplotlib
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt
+
+  out = pathlib.Path(folder)
+  out.mkdir(parents=True, exist_ok=True)
+  gen = features.feature_matrices([s for g in generated_sets for s in g.values()])
+  ref = features.feature_matrices(list(reference.values()))
+  written = []
+
+  def bars(name, title, labels, g_vals, r_vals, xlabel, ylabel):
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(labels) + 2), 3.6))
+    x = np.arange(len(labels))
+    ax.bar(x - 0.2, g_vals, 0.4, label='generated')
+    ax.bar(x + 0.2, r_vals, 0.4, label='reference')
+    ax.set_xticks(x, labels, rotation=90 if len(labels) > 12 else 0)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.legend()
+    fig.tight_layout()
+    path = out / name
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    written.append(path)
+
+  def share(m):
+    total = m.sum()
+    return m.sum(axis=0) / total if total else np.zeros(m.shape[1])
+
+  bars('alignment.png', 'Notes per syllable (A)', ['1', '2', '3', '4', '5', '>=6'],
+       share(gen['A']), share(ref['A']), 'notes', 'share of syllables')
+  names = ['C', 'C#', 'D', 'D#', 'E', 'F', 'F#', 'G', 'G#', 'A', 'A#', 'B']
+  bars('pitch_classes.png', 'Pitch classes (PCH, mean over songs)', names,
+       _mean(gen['PCH']), _mean(ref['PCH']), 'pitch class', 'share of notes')
+  g_dd, r_dd = _mean(gen['DD']), _mean(ref['DD'])
+  used = np.flatnonzero((g_dd > 0) | (r_dd > 0))
+  bars('durations.png', 'Durations (DD, mean over songs)',
+       [str(int(d)) for d in features.DURATION_CLASSES[used]], g_dd[used], r_dd[used],
+       'duration (ticks, 480 per quarter)', 'share of notes')
+  fig, ax = plt.subplots(figsize=(6.0, 3.6))
+  both = np.concatenate([gen['IOI'][:, 0], ref['IOI'][:, 0]])
+  edges = np.linspace(both.min(), both.max() + 1e-9, 31) if len(both) else 10
+  ax.hist(gen['IOI'][:, 0], bins=edges, alpha=0.6, label='generated')
+  ax.hist(ref['IOI'][:, 0], bins=edges, alpha=0.6, label='reference')
+  ax.set(title='Mean inter-onset interval per song (IOI)', xlabel='ticks (480 per quarter)',
+         ylabel='songs')
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(out / 'ioi.png', dpi=120)
+  plt.close(fig)
+  written.append(out / 'ioi.png')
+  return written
+
+
+def _mean(m: np.ndarray) -> np.ndarray:
+  return m.mean(axis=0) if len(m) else np.zeros(m.shape[1])

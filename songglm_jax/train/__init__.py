@@ -1,0 +1,2 @@
+"""Training: optimizer, device mesh and shardings, jit-compiled steps (loop and checkpoints
+build on these)."""

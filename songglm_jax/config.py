@@ -2,18 +2,46 @@
 
 Config files in ``configs/`` call :func:`base_config` and change what they need; a field that is
 not declared here does not exist (``lock_config=True`` rejects typos in ``--config.x=v``).
+
+The defaults are the tiny CPU setting of ``configs/default.py``; the paper configs override sizes
+and step counts. ``model.max_len`` follows ``pipeline.seq_len`` (an ml_collections reference), so
+``--config.pipeline.seq_len=N`` resizes the position tables too.
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import ml_collections
 
-STAGES = ('prepare',)  # the stages this version of the program can run, in order
+from songglm_jax.train.mesh import DEFAULT_RULES
+
+# Every stage name the program knows, in run order. Which of them this version can run is
+# decided by the registry in stages.py.
+STAGE_ORDER = ('prepare', 'pretrain', 'finetune', 'generate', 'evaluate')
+
+
+def _train_section(**kw) -> ml_collections.ConfigDict:
+  """The fields shared by the pretrain and finetune sections (see base_config for comments)."""
+  s = ml_collections.ConfigDict()
+  s.num_train_steps = kw['num_train_steps']  # optimizer updates of the stage
+  s.batch_size = kw['batch_size']  # packed rows per update over all processes; a multiple of
+                                   # mesh data x fsdp, of the process count and of grad_accum_steps
+  s.grad_accum_steps = 1           # micro-batches per update (rows i, i+k, ...; same update)
+  s.learning_rate = kw['learning_rate']  # peak of the one-cycle schedule
+  s.warmup_fraction = 0.2          # share of num_train_steps with linear warm-up
+  s.checkpoint_every_steps = 100   # save W/<stage>/checkpoints/<step> this often and at the end
+  s.keep_checkpoints = 3           # newest checkpoints kept (older ones are deleted)
+  s.log_every_steps = 10           # metrics.jsonl / TensorBoard / console line this often
+  s.eval_every_steps = 100         # held-out (valid split) loss this often and at the end; 0 = never
+  s.eval_batches = 0               # cap on held-out batches per evaluation (0 = the whole split);
+                                   # they are read once and kept in host memory
+  return s
 
 
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.stages = 'prepare'     # comma-separated subset of STAGES, run in order
+  c.stages = 'prepare,pretrain,finetune'  # comma-separated subset of STAGE_ORDER, run in order
   c.seed = 0               # one seed for data order, masking, initialisation and sampling
 
   c.data = d = ml_collections.ConfigDict()
@@ -29,7 +57,8 @@ def base_config() -> ml_collections.ConfigDict:
   d.max_bars = 512         # bar-field cap (same windowing)
   d.max_bar_ticks = 3840   # longest bar the position grid covers (8 quarters at 480 per quarter)
   d.fit_lexicon = True     # fit the harmonized n-gram lexicon on the pre-training data (the
-                           # fine-tuning data is then prepared with it)
+                           # fine-tuning data is then prepared with it); False: no n-gram spans,
+                           # so the n-gram tasks mask T5-style random spans instead
   d.lexicon_max_n = 12     # longest n-gram scored (N in the paper)
   d.lexicon_min_span_n = 2  # shortest n-gram used for spans: every unigram scores 0 by
                            # definition, so selecting unigrams by rank would select by count
@@ -38,7 +67,6 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.pipeline = p = ml_collections.ConfigDict()
   p.seq_len = 1024          # tokens per packed row; longer songs are windowed at phrase boundaries
-  p.batch_size = 8          # packed rows per step over all processes (multiple of process count)
   p.chunk_records = 256     # records masked and packed together (first-fit decreasing per chunk)
   p.workers = 0             # Grain worker processes: part of the experiment (the stream and a
                             # saved iterator state depend on it)
@@ -51,15 +79,58 @@ def base_config() -> ml_collections.ConfigDict:
   p.shuffle_spans = True    # Part B spans in random order
   p.task_weights = ml_collections.ConfigDict(  # relative weights of the pre-training tasks
       dict(ngram_smr=1.0, ngram_srr=1.0, phrase=1.0, song=1.0))
+  # The batch size is a property of a training stage: config.pretrain/finetune.batch_size.
+
+  c.model = m = ml_collections.ConfigDict()  # the GLM (songglm_jax/model/config.py)
+  m.d_model = 128           # width of the residual stream
+  m.num_layers = 2          # transformer blocks
+  m.num_heads = 4           # attention heads (d_model must be a multiple)
+  m.d_ff = 512              # hidden width of the GELU MLP
+  m.dropout_rate = 0.1      # on the embedding sum and on both residual branches
+  m.max_len = p.get_ref('seq_len')  # rows of the position tables; >= pipeline.seq_len
+  m.compute_dtype = 'auto'  # 'float32', 'bfloat16', or 'auto' (bfloat16 on GPU/TPU, float32 on
+                            # CPU); parameters, logits and loss stay float32
+  m.embed_combine = 'sum'   # 'sum' of d_model-wide field tables, or 'concat' then project
+  m.embed_field_dim = 32    # per-field width with 'concat' (unused by 'sum')
+  m.use_word_ids = True     # 2D alignment encoding: learned word_id embedding
+  m.use_phrase_ids = True   # 2D alignment encoding: learned phrase_id embedding
+  m.position_encoding = 'glm2d'  # 'glm2d' (position + block position), '1d' or 'none'
+  m.num_word_ids = 256      # rows of the word_id table (the tokenizer's word-id range)
+  m.num_phrase_ids = 128    # rows of the phrase_id table (the tokenizer's phrase-id range)
+  m.layer_norm_epsilon = 1e-5  # epsilon of every LayerNorm
+  m.target_fields = 'bar,position,duration,pitch,word_id'  # fields with an output head
+
+  c.optim = o = ml_collections.ConfigDict()  # AdamW after global-norm clipping (train/optim.py)
+  o.b1 = 0.9                # Adam beta1
+  o.b2 = 0.98               # Adam beta2
+  o.eps = 1e-6              # Adam epsilon
+  o.weight_decay = 0.01     # decoupled weight decay on matrices only
+  o.clip_norm = 1.0         # global gradient-norm clip
+  o.end_lr_fraction = 0.0   # the cosine decays to this share of the peak learning rate
+
+  # Training stages (train/loop.py). Each writes W/<stage>/{checkpoints,metrics.jsonl,events}.
+  c.pretrain = _train_section(num_train_steps=300, batch_size=8, learning_rate=1e-3)
+  c.finetune = _train_section(num_train_steps=150, batch_size=8, learning_rate=5e-4)
+  c.finetune.init_from = ''  # pre-trained start: '' = W/pretrain of this workdir; or another
+                             # workdir, its <stage>/checkpoints folder, or one step folder in it;
+                             # 'none' = train from scratch
+
+  c.mesh = h = ml_collections.ConfigDict()  # device mesh (train/mesh.py); -1 = the rest
+  h.data = 1                # data-parallel axis (batch split)
+  h.fsdp = -1               # fully-sharded axis (batch split; parameters and Adam moments
+                            # sharded on their d_model axis)
+  h.tensor = 1              # tensor-parallel axis (MLP hidden and attention heads)
+  h.rules = DEFAULT_RULES   # logical axis name -> mesh axes ('name=a+b, other=', one place)
   return c
 
 
-def parse_stages(config: ml_collections.ConfigDict) -> list[str]:
-  """The stages to run, checked against :data:`STAGES`."""
+def parse_stages(config: ml_collections.ConfigDict, available: Sequence[str]) -> list[str]:
+  """The stages to run in :data:`STAGE_ORDER` order, checked against the ``available`` ones."""
   stages = [s.strip() for s in str(config.stages).split(',') if s.strip()]
-  unknown = [s for s in stages if s not in STAGES]
+  unknown = [s for s in stages if s not in available]
   if unknown:
-    raise ValueError(f'config.stages: unknown stage(s) {unknown}; this version runs {STAGES}')
+    raise ValueError(f'config.stages: unknown stage(s) {unknown}; this version runs '
+                     f'{tuple(available)}')
   if not stages:
     raise ValueError('config.stages: empty')
-  return sorted(stages, key=STAGES.index)
+  return sorted(stages, key=STAGE_ORDER.index)

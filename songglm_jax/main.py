@@ -2,17 +2,33 @@ r"""The main job: runs the stages ``config.stages`` lists in a workdir.
 
     python -m songglm_jax.main --config=configs/default.py --workdir=W [--config.a.b=v ...]
 
-Re-running the same command on the same workdir resumes: finished stages are kept.
+Re-running the same command on the same workdir resumes: finished stages are kept, training
+continues from its newest checkpoint.
+
+Several processes (one per host, or one per GPU): give every process the same command plus
+``--coordinator_address=HOST:PORT --num_processes=N --process_id=I`` (JAX does not read the
+last two from the environment), or run under SLURM (``srun``) or on a Cloud TPU VM pod slice,
+where they are detected (``train/distributed.py``; ``launch/`` has wrappers). The workdir must
+be on a filesystem every process sees.
 """
 
 from absl import flags
 from ml_collections import config_flags
 
-from songglm_jax import cli, stages
+from songglm_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'config file (configs/*.py)',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'folder for all outputs of the run')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'multi-process runs: host:port of process 0 (all processes)')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
+                                      'multi-process runs: number of processes')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None,
+                                   'multi-process runs: this process, 0 .. num_processes-1')
+_AUTO = flags.DEFINE_bool('distributed_auto_detect', True,
+                          'without the three flags above, start multi-process when SLURM '
+                          '(more than one task) or a Cloud TPU pod slice is detected')
 
 
 def main(argv):
@@ -22,6 +38,10 @@ def main(argv):
     config.stages  # ml_collections reports a config file that failed to load only on use
   except OSError as e:
     raise ValueError('--config: ' + ' '.join(str(e).split()[-6:]))
+  from songglm_jax import stages  # pylint: disable=g-import-not-at-top
+  from songglm_jax.train import distributed  # pylint: disable=g-import-not-at-top
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                         auto_detect=_AUTO.value)
   stages.run(config, _WORKDIR.value)
 
 

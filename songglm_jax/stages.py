@@ -6,6 +6,11 @@ same config, so re-running the same command resumes. Layout::
     W/config.json          the resolved config
     W/data/pretrain/       prepared pre-training dataset (report.json marks it complete)
     W/data/finetune/       prepared fine-tuning dataset (when config.data.finetune_source is set)
+    W/pretrain/, W/finetune/   checkpoints, metrics.jsonl, TensorBoard events (train/loop.py)
+
+A stage is a function ``(config, workdir) -> None`` registered in :data:`RUNNERS`; adding one
+(generate, evaluate) is one line there. With several processes, ``prepare`` runs on process 0
+while the others wait; training stages run on every process.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ import dataclasses
 import json
 import pathlib
 
+import jax
 import ml_collections
 from absl import logging
+from jax.experimental import multihost_utils
 
 from songglm_jax import atomic
 from songglm_jax import config as config_lib
 from songglm_jax import prepare
+from songglm_jax.train import loop
 
 
 def prepare_options(config: ml_collections.ConfigDict, **overrides) -> prepare.PrepareOptions:
@@ -72,13 +80,29 @@ def run_prepare(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dic
   return reports
 
 
+def run_prepare_once(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+  """``run_prepare`` on process 0 only; every process returns once the data is on disk."""
+  if jax.process_index() == 0:
+    run_prepare(config, workdir)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('prepare done')
+
+
+# The stages this version runs, by name (their order is config.STAGE_ORDER).
+RUNNERS = {
+    'prepare': run_prepare_once,
+    'pretrain': lambda config, workdir: loop.run_stage(config, workdir, 'pretrain'),
+    'finetune': lambda config, workdir: loop.run_stage(config, workdir, 'finetune'),
+}
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Run the configured stages in ``workdir`` (created when missing)."""
-  stages = config_lib.parse_stages(config)
+  stages = config_lib.parse_stages(config, tuple(RUNNERS))
   work = pathlib.Path(workdir)
-  work.mkdir(parents=True, exist_ok=True)
-  atomic.write_text(work / 'config.json', config.to_json(indent=1, sort_keys=True) + '\n')
+  if jax.process_index() == 0:
+    work.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(work / 'config.json', config.to_json(indent=1, sort_keys=True) + '\n')
   logging.info('stages %s in %s', stages, work)
   for stage in stages:
-    if stage == 'prepare':
-      run_prepare(config, work)
+    RUNNERS[stage](config, work)

@@ -2,7 +2,9 @@ import json
 import subprocess
 import sys
 
+from songglm_jax.train import checkpoint
 from tests.conftest import REPO
+from tests.train import helpers
 
 
 def _main(*args, timeout=600):
@@ -12,7 +14,7 @@ def _main(*args, timeout=600):
 
 def test_default_config_prepares_the_embedded_corpus_and_resumes(tmp_path):
   args = ['--config=configs/default.py', f'--workdir={tmp_path}', '--config.data.limit=12',
-          '--config.data.workers=1']
+          '--config.data.workers=1', '--config.stages=prepare']
   r = _main(*args)
   assert r.returncode == 0, r.stderr[-2000:]
   assert '[prepare] pretrain:' in r.stdout
@@ -40,3 +42,24 @@ def test_missing_config_file_is_one_line_error(tmp_path):
   r = _main('--config=configs/no_such_config.py', f'--workdir={tmp_path}')
   assert r.returncode == 1
   assert len(r.stderr.strip().splitlines()) == 1 and 'no_such_config' in r.stderr
+
+
+def test_main_job_prepares_pretrains_finetunes_then_keeps_finished_stages(tmp_path):
+  """The `make run` path on a tiny corpus: every stage runs, losses fall, a re-run skips."""
+  config = helpers.reference_config()
+  config.stages = 'prepare,pretrain,finetune'
+  config.data.pretrain_source = str(helpers.prepared_corpus() / 'songs')
+  config.finetune.update(checkpoint_every_steps=6, eval_every_steps=12)
+  work = tmp_path / 'work'
+  r = helpers.run_main(work, config)
+  assert r.returncode == 0, r.stderr[-3000:]
+  for line in ('[prepare] pretrain:', '[pretrain] done:', '[finetune] done:'):
+    assert line in r.stdout
+  for stage in ('pretrain', 'finetune'):
+    loss = helpers.losses(work, stage)
+    assert sorted(loss) == list(range(1, 13)) and loss[12] < loss[1], (stage, loss)
+  assert json.loads((work / 'config.json').read_text())['stages'] == 'prepare,pretrain,finetune'
+  r = helpers.run_main(work, config)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert 'already prepared' in r.stdout and r.stdout.count('already trained') == 2
+  assert checkpoint.load_for_inference(str(work)).stage == 'finetune'

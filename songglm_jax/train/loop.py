@@ -1,0 +1,372 @@
+"""The training stages ``pretrain`` and ``finetune``: data, state, steps, evaluation, checkpoints.
+
+    W/<stage>/checkpoints/<step>/  Orbax: model, optimizer (+ step, rng), data iterator
+    W/<stage>/metrics.jsonl        one record per logged step and per evaluation (logger.py)
+    W/<stage>/events.out.tfevents* TensorBoard
+    W/<stage>/config.json          the resolved config the stage started with
+    W/<stage>/vocab.json           the vocabulary of the dataset it trains on
+
+Data: ``pretrain`` reads ``W/data/pretrain`` with the multi-task objectives; ``finetune`` reads
+``W/data/finetune`` when it was prepared (config.data.finetune_source) and ``W/data/pretrain``
+otherwise, with the fine-tuning layout. Each process reads its own shard.
+
+Resume: re-running the same command continues from the newest checkpoint (state and data
+position), so on CPU every step's loss equals the uninterrupted run's; a finished stage is
+skipped. The settings that shape the run (seed, data, pipeline, model, optim and the stage's
+own steps/batch/rates) must be unchanged to resume -- W/<stage>/config.json is compared.
+
+Step order (one step of host work overlaps the device): dispatch step s, then read the metrics
+of step s-1; before an evaluation or a save at step s its metrics are read first, so a
+non-finite loss at s stops the run before anything is written for s (its update was skipped by
+the step; the newest checkpoint is the last good one).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+from jax.experimental import multihost_utils
+
+from songglm_jax import atomic
+from songglm_jax.data import packing, pipeline, records
+from songglm_jax.data import tokenizer as tok
+from songglm_jax.model import GLM, ModelConfig
+from songglm_jax.model import inputs as inputs_lib
+from songglm_jax.train import checkpoint as ckpt_lib
+from songglm_jax.train import logger as logger_lib
+from songglm_jax.train import optim
+from songglm_jax.train import step as step_lib
+from songglm_jax.train import warm_start
+from songglm_jax.train.mesh import Plan
+
+STAGES = ('pretrain', 'finetune')
+# Fields of the stage section that may change between a run and its resumption.
+_STAGE_FREE = ('checkpoint_every_steps', 'keep_checkpoints', 'log_every_steps',
+               'eval_every_steps', 'eval_batches')
+_IDENTITY = ('seed', 'data', 'pipeline', 'model', 'optim')  # sections that shape every stage
+_FREE = ('data.workers', 'pipeline.read_threads', 'pipeline.worker_buffer')  # no effect on data
+
+
+class NonFiniteLoss(ValueError):
+  """A train step produced a non-finite loss or gradient."""
+
+
+def data_dir_for(workdir: pathlib.Path, stage: str) -> pathlib.Path:
+  """The prepared dataset a stage trains on (module docstring)."""
+  finetune = workdir / 'data' / 'finetune'
+  if stage == 'finetune' and (finetune / 'report.json').is_file():
+    return finetune
+  return workdir / 'data' / 'pretrain'
+
+
+def pipeline_options(config: ml_collections.ConfigDict, batch_size: int
+                     ) -> pipeline.PipelineOptions:
+  """``config.pipeline`` with the stage's batch size (the stage sections own batch_size)."""
+  section = ml_collections.ConfigDict(config.pipeline.to_dict())
+  section.batch_size = int(batch_size)
+  return pipeline.PipelineOptions.from_config(section, seed=int(config.seed))
+
+
+def _flat(tree: Any, prefix: str = '') -> dict[str, Any]:
+  if isinstance(tree, dict):
+    out = {}
+    for k, v in tree.items():
+      out.update(_flat(v, f'{prefix}{k}.'))
+    return out
+  return {prefix[:-1]: tree}
+
+
+def run_identity(config_dict: dict, stage: str) -> dict[str, Any]:
+  """The config fields a resumed ``stage`` must share with the run that saved it."""
+  flat = _flat(json.loads(json.dumps(config_dict)))
+  keep = {}
+  for key, value in flat.items():
+    top, _, rest = key.partition('.')
+    if key in _FREE or (top == stage and rest in _STAGE_FREE):
+      continue
+    if top in _IDENTITY or top == stage:
+      keep[key] = value
+  return keep
+
+
+def _check_resume(stage_dir: pathlib.Path, config: ml_collections.ConfigDict, stage: str) -> None:
+  path = stage_dir / 'config.json'
+  if not path.is_file():
+    return
+  old = run_identity(json.loads(path.read_text()), stage)
+  new = run_identity(json.loads(config.to_json()), stage)
+  diff = [f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in sorted(set(old) | set(new))
+          if old.get(k) != new.get(k)]
+  if diff:
+    raise ValueError(f'{stage_dir}: its checkpoints were made with another config ('
+                     f'{"; ".join(diff[:4])}{"; ..." if len(diff) > 4 else ""}); use a new '
+                     'workdir, or restore those settings to resume')
+
+
+def _check_sizes(section, plan: Plan, opts: pipeline.PipelineOptions, model_cfg: ModelConfig,
+                 stage: str) -> None:
+  b, k, p = int(section.batch_size), int(section.grad_accum_steps), jax.process_count()
+  split = plan.mesh.shape['data'] * plan.mesh.shape['fsdp']
+  if b % k or (b // k) % split or b % p or split % p:
+    raise ValueError(f'config.{stage}.batch_size={b}: with grad_accum_steps={k} each '
+                     f'micro-batch of {b // max(k, 1)} rows must split over mesh data x fsdp = '
+                     f'{split} devices, and that split over the {p} process(es)')
+  if opts.seq_len > model_cfg.max_len:
+    raise ValueError(f'config.model.max_len={model_cfg.max_len} < config.pipeline.seq_len='
+                     f'{opts.seq_len}: the position tables must cover a packed row')
+
+
+def _abstract_state(model_fn, tx, plan: Plan):
+  """(graphdef, TrainState of ShapeDtypeStructs with shardings, shardings): the shape of
+  ``step_lib.create_train_state``'s result without computing it."""
+  def init() -> step_lib.TrainState:
+    _, params = nnx.split(model_fn(nnx.Rngs(params=0)))
+    return step_lib.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                               opt_state=tx.init(params),
+                               rng=jax.random.key_data(jax.random.key(0)))
+  graphdef = nnx.graphdef(nnx.eval_shape(lambda: model_fn(nnx.Rngs(params=0))))
+  abstract = jax.eval_shape(init)
+  plan.check_divisible(abstract)
+  shardings = plan.tree_shardings(abstract)
+  return graphdef, ckpt_lib.abstract_like(abstract, shardings), shardings
+
+
+def _global(batch: dict[str, np.ndarray], sharding, batch_size: int) -> dict[str, jax.Array]:
+  """This process's rows -> global arrays [batch_size, ...] laid out by ``sharding``."""
+  return {k: jax.make_array_from_process_local_data(sharding, v, (batch_size,) + v.shape[1:])
+          for k, v in batch.items()}
+
+
+class Evaluator:
+  """Held-out loss: the valid split read once (masks fixed), kept on the host, scored on demand.
+
+  With several processes each holds its own slice; all run the same number of steps (shorter
+  slices are padded with empty batches, which carry no loss weight).
+  """
+
+  def __init__(self, data_dir: pathlib.Path, opts: pipeline.PipelineOptions, use: str,
+               graphdef, plan: Plan, param_shardings, max_batches: int):
+    self._args = (data_dir, opts, use, max_batches)
+    self._plan = plan
+    self._step = step_lib.jit_eval_step(step_lib.make_eval_step(graphdef, plan=plan), plan,
+                                        param_shardings)
+    self._batches: Optional[list[dict[str, np.ndarray]]] = None
+    self.note = ''
+
+  def _load(self) -> list[dict[str, np.ndarray]]:
+    data_dir, opts, use, max_batches = self._args
+    path = records.split_path(data_dir, 'valid')
+    count = len(records.RecordSource([path])) if path.is_file() else 0
+    if count < jax.process_count():
+      self.note = f'{count} held-out record(s) in {path}: evaluation skipped'
+      return []
+    ds = pipeline.eval_pipeline(data_dir, opts, use=use, process_index=jax.process_index(),
+                                process_count=jax.process_count())
+    it = iter(ds)
+    local = []
+    try:
+      for batch in it:
+        local.append(batch)
+        if max_batches and len(local) >= max_batches:
+          break
+    finally:
+      getattr(it, 'close', lambda: None)()
+    n = len(local)
+    if jax.process_count() > 1:
+      n = int(np.max(multihost_utils.process_allgather(np.int32(n))))
+    rows = opts.batch_size // jax.process_count()
+    local += [packing.empty_rows(rows, opts.seq_len, len(tok.FIELDS))] * (n - len(local))
+    return local
+
+  def __call__(self, params) -> Optional[dict[str, float]]:
+    """Token-weighted means of the eval metrics over the held-out batches (None: no data)."""
+    if self._batches is None:
+      self._batches = self._load()
+    if not self._batches:
+      return None
+    size = self._args[1].batch_size
+    out = [self._step(params, _global(b, self._plan.batch_sharding(), size))
+           for b in self._batches]
+    sums: dict[str, float] = {}
+    weight = 0.0
+    for m in jax.device_get(out):
+      w = float(m['target_tokens'])
+      weight += w
+      for k, v in m.items():
+        if k.startswith(('loss', 'accuracy')):
+          sums[k] = sums.get(k, 0.0) + float(v) * w
+    res = {k: v / max(weight, 1.0) for k, v in sums.items()}
+    res['target_tokens'] = weight
+    return res
+
+
+def run_stage(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+              stage: str) -> dict[str, Any]:
+  """Train (or resume, or skip when finished) ``stage`` in ``workdir``; returns a summary.
+
+  Raises:
+    ValueError: bad config, missing data or pre-trained checkpoint, a resume under another
+      config, or a non-finite loss (:class:`NonFiniteLoss`, the newest checkpoint is kept).
+  """
+  if stage not in STAGES:
+    raise ValueError(f'train stage {stage!r}: expected one of {STAGES}')
+  work = pathlib.Path(workdir)
+  stage_dir = work / stage
+  section = config[stage]
+  total = int(section.num_train_steps)
+  primary = jax.process_index() == 0
+  ckpt = ckpt_lib.Checkpoints(stage_dir / 'checkpoints', keep=int(section.keep_checkpoints))
+  try:
+    start = ckpt.latest_step() or 0
+    if start:
+      _check_resume(stage_dir, config, stage)
+    if start >= total:
+      if primary:
+        print(f'[{stage}] already trained: checkpoint {ckpt.directory / str(start)}, kept')
+      return {'stage': stage, 'step': start, 'skipped': True}
+    return _train(config, work, stage, ckpt, start, primary)
+  except NonFiniteLoss as e:
+    ckpt.wait()
+    last = ckpt.latest_step()
+    kept = f'{ckpt.directory / str(last)}' if last is not None else 'none (no step was saved)'
+    raise NonFiniteLoss(f'{e}; training stopped, last good checkpoint: {kept}. Lower '
+                        f'config.{stage}.learning_rate or check the data, then re-run to resume')
+  finally:
+    ckpt.close()
+
+
+def _train(config, work: pathlib.Path, stage: str, ckpt: ckpt_lib.Checkpoints, start: int,
+           primary: bool) -> dict[str, Any]:
+  section = config[stage]
+  stage_dir = work / stage
+  total = int(section.num_train_steps)
+  data_dir = data_dir_for(work, stage)
+  if not (data_dir / 'report.json').is_file():
+    raise ValueError(f'{data_dir}: no prepared dataset; run the prepare stage first '
+                     "(config.stages=prepare,...)")
+  tokenizer = ckpt_lib.read_tokenizer(data_dir / 'vocab.json')
+  sizes = tokenizer.field_sizes
+  model_cfg = ModelConfig.from_config(config.model)
+  opt_cfg = optim.OptimConfig.from_config(config.optim, section)
+  plan = Plan.from_config(config.mesh)
+  opts = pipeline_options(config, section.batch_size)
+  _check_sizes(section, plan, opts, model_cfg, stage)
+  if primary and not start:
+    atomic.write_text(stage_dir / 'config.json', config.to_json(indent=1, sort_keys=True) + '\n')
+    atomic.write_text(stage_dir / 'vocab.json', tokenizer.vocab.to_json())
+
+  tx, schedule = optim.make_optimizer(opt_cfg)
+  model_fn = lambda r: GLM(model_cfg, sizes, rngs=r)
+  if start:  # no initialisation: the restore target needs only shapes and shardings
+    graphdef, state, shardings = _abstract_state(model_fn, tx, plan)
+  else:
+    graphdef, state, shardings = step_lib.create_train_state(model_fn, tx, int(config.seed), plan)
+  n_params = sum(x.size for x in jax.tree.leaves(state.params))
+  make = pipeline.pretrain_pipeline if stage == 'pretrain' else pipeline.finetune_pipeline
+  it = iter(make(data_dir, opts, process_index=jax.process_index(),
+                 process_count=jax.process_count()))
+  log = logger_lib.MetricsLog(stage_dir, stage, start, primary)
+  try:
+    if start:
+      state = ckpt.restore(start, state, it)
+      origin = f'resumed from {ckpt.directory / str(start)}'
+    elif stage == 'finetune' and section.init_from != 'none':
+      params, source = warm_start.load_pretrained(section.init_from, work, model_cfg,
+                                                  tokenizer.vocab, state.params, plan)
+      state = state.replace(params=params)
+      origin = f'initialised from {source}'
+    else:
+      origin = 'initialised at random'
+    log.say(f'{n_params / 1e6:.2f}M parameters, {origin}; data {data_dir}; mesh '
+            f'{dict(plan.mesh.shape)} over {jax.process_count()} process(es); steps '
+            f'{start + 1}..{total} of {section.batch_size} x {opts.seq_len}')
+    train_step = step_lib.jit_train_step(step_lib.make_train_step(
+        graphdef, tx, schedule, grad_accum_steps=int(section.grad_accum_steps), plan=plan),
+        plan, shardings)
+    evaluator = Evaluator(data_dir, opts, stage, graphdef, plan, shardings.params,
+                          int(section.eval_batches)) if section.eval_every_steps > 0 else None
+    return _steps(config, stage, state, it, train_step, evaluator, ckpt, log, plan, start,
+                  model_cfg, sizes)
+  finally:
+    getattr(it, 'close', lambda: None)()
+    log.close()
+
+
+def _steps(config, stage, state, it, train_step, evaluator, ckpt, log, plan, start, model_cfg,
+           sizes) -> dict[str, Any]:
+  section = config[stage]
+  total = int(section.num_train_steps)
+  size = int(section.batch_size)
+  every = lambda n, s: n > 0 and s % n == 0
+  fields = model_cfg.target_fields
+  t_start = t_window = time.perf_counter()
+  window = {'tokens': 0.0, 'steps': 0}
+  summary: dict[str, Any] = {'stage': stage, 'first_step': start + 1}
+
+  def finish(step: int, metrics) -> None:
+    m = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    if not m.pop('finite'):
+      log.say(f'step {step}: non-finite loss {m["loss"]} (grad norm {m["grad_norm"]})')
+      raise NonFiniteLoss(f'non-finite loss at step {step} (loss {m["loss"]}, grad norm '
+                          f'{m["grad_norm"]}); its update was not applied')
+    nonlocal t_window
+    window['tokens'] += m['tokens']
+    window['steps'] += 1
+    summary.setdefault('first_loss', m['loss'])
+    summary['last_loss'] = m['loss']
+    if not (every(section.log_every_steps, step) or step in (start + 1, total)):
+      return
+    now = time.perf_counter()
+    m['tokens_per_s'] = window['tokens'] / max(now - t_window, 1e-9)
+    eta = (total - step) * (now - t_window) / max(window['steps'], 1)
+    log.write(step, m, 'train')
+    extra = ' (includes compilation)' if step == start + 1 else f', eta {logger_lib.duration_text(eta)}'
+    log.say(f'step {step}/{total} loss {m["loss"]:.4f} ({logger_lib.field_text(m, fields)}) '
+            f'lr {m["learning_rate"]:.2e} {m["tokens_per_s"]:,.0f} tok/s{extra}')
+    t_window, window['tokens'], window['steps'] = now, 0.0, 0
+
+  pending = None
+  for step in range(start + 1, total + 1):
+    local = next(it)
+    if step == start + 1:
+      inputs_lib.check_batch(local, model_cfg, sizes)
+    state, metrics = train_step(state, _global(local, plan.batch_sharding(), size))
+    if pending is not None:
+      finish(*pending)
+    pending = (step, metrics)
+    do_eval = evaluator is not None and (every(section.eval_every_steps, step) or step == total)
+    do_save = every(section.checkpoint_every_steps, step) or step == total
+    if do_eval or do_save:
+      finish(*pending)
+      pending = None
+    if do_eval:
+      ev = evaluator(state.params)
+      if ev is not None:
+        log.write(step, {f'eval_{k}': v for k, v in ev.items()}, 'eval')
+        log.say(f'eval @ {step}: loss {ev["loss"]:.4f} ({logger_lib.field_text(ev, fields)}) '
+                f'accuracy ({logger_lib.field_text(ev, fields, "accuracy_")})')
+        summary['eval_loss'] = ev['loss']
+      elif evaluator.note:
+        log.say(evaluator.note)
+        evaluator.note = ''
+    if do_save:
+      ckpt.save(step, state, it)
+      log.flush()
+  if pending is not None:
+    finish(*pending)
+  ckpt.wait()
+  seconds = time.perf_counter() - t_start
+  summary.update(step=total, seconds=seconds, checkpoint=str(ckpt.directory / str(total)))
+  ev = f'; eval loss {summary["eval_loss"]:.4f}' if 'eval_loss' in summary else ''
+  log.say(f'done: steps {start + 1}..{total} in {logger_lib.duration_text(seconds)}; loss '
+          f'{summary.get("first_loss", float("nan")):.4f} -> '
+          f'{summary.get("last_loss", float("nan")):.4f}{ev}; checkpoint {summary["checkpoint"]}')
+  return summary

@@ -1,0 +1,149 @@
+"""The training loop in-process: smoke run and resume, logs, skip when finished, refusals,
+non-finite stop, fine-tuning from the pre-trained parameters."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from songglm_jax import stages
+from songglm_jax.train import checkpoint as ckpt_lib
+from songglm_jax.train import loop, warm_start
+from tests.train import helpers
+
+
+def test_smoke_train_then_resume_from_step_two(tmp_path):
+  config = helpers.reference_config()
+  config.pretrain.update(checkpoint_every_steps=2, keep_checkpoints=10, eval_every_steps=0)
+  work = helpers.workdir_with_data(tmp_path)
+  first = loop.run_stage(config, work, 'pretrain')
+  assert first['step'] == 12 and first['last_loss'] < first['first_loss'] - 0.5
+  want = helpers.losses(work)
+  # As if the run had died after saving step 2: the same call resumes there.
+  for step in range(4, 13, 2):
+    shutil.rmtree(work / 'pretrain' / 'checkpoints' / str(step))
+  second = loop.run_stage(config, work, 'pretrain')
+  assert second['first_step'] == 3
+  assert helpers.losses(work) == want and sorted(want) == list(range(1, 13))
+
+
+def test_logs_metrics_events_and_stage_files():
+  work = helpers.reference_run()
+  records = [json.loads(l) for l in (work / 'pretrain' / 'metrics.jsonl').read_text().splitlines()]
+  train = [r for r in records if 'loss' in r]
+  evals = [r for r in records if 'eval_loss' in r]
+  assert [r['step'] for r in train] == list(range(1, 13))
+  assert [r['step'] for r in evals] == [4, 8, 12]
+  fields = helpers.reference_config().model.target_fields.split(',')
+  for key in ['loss', 'learning_rate', 'tokens_per_s', 'tokens', 'grad_norm'] + [
+      f'loss_{f}' for f in fields] + [f'accuracy_{f}' for f in fields]:
+    assert all(key in r for r in train), key
+  assert all(0 < r['tokens'] <= 8 * 128 and r['tokens_per_s'] > 0 for r in train)
+  assert all(f'eval_loss_{f}' in evals[0] for f in fields)
+  assert evals[-1]['eval_loss'] < evals[0]['eval_loss']
+  assert list((work / 'pretrain').glob('events.out.tfevents.*'))
+  saved = json.loads((work / 'pretrain' / 'config.json').read_text())
+  assert saved['pretrain']['num_train_steps'] == 12
+  assert (work / 'pretrain' / 'vocab.json').read_text() == (
+      work / 'data' / 'pretrain' / 'vocab.json').read_text()
+  assert ckpt_lib.Checkpoints(work / 'pretrain' / 'checkpoints', read_only=True
+                              ).all_steps() == [9, 12]  # keep_checkpoints=2
+
+
+def test_finished_stage_is_skipped(capsys):
+  work = helpers.reference_run()
+  out = loop.run_stage(helpers.reference_config(), work, 'pretrain')
+  assert out['skipped'] and 'already trained' in capsys.readouterr().out
+
+
+def test_resuming_under_another_config_is_refused(tmp_path):
+  work = tmp_path / 'work'
+  shutil.copytree(helpers.reference_run(), work)
+  shutil.rmtree(work / 'pretrain' / 'checkpoints' / '12')
+  config = helpers.reference_config()
+  config.pretrain.learning_rate = 1e-2
+  config.pretrain.log_every_steps = 5  # allowed to change
+  with pytest.raises(ValueError, match='pretrain.learning_rate'):
+    loop.run_stage(config, work, 'pretrain')
+
+
+def test_batch_that_cannot_be_split_is_a_clear_error(tmp_path):
+  config = helpers.tiny_config(grad_accum_steps=3)
+  with pytest.raises(ValueError, match='grad_accum_steps=3'):
+    loop.run_stage(config, helpers.workdir_with_data(tmp_path), 'pretrain')
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+  real, calls = loop._global, []
+
+  def poisoned(batch, *args):  # the batch of step 5 has a position outside the tables
+    calls.append(1)
+    if len(calls) == 5:
+      batch = {**batch, 'position_ids': batch['position_ids'] + 10_000}
+    return real(batch, *args)
+
+  monkeypatch.setattr(loop, '_global', poisoned)
+  config = helpers.reference_config()
+  config.pretrain.update(checkpoint_every_steps=2, eval_every_steps=0)
+  work = helpers.workdir_with_data(tmp_path)
+  with pytest.raises(loop.NonFiniteLoss, match=r'step 5 .*last good checkpoint: .*checkpoints/4'):
+    loop.run_stage(config, work, 'pretrain')
+  assert ckpt_lib.Checkpoints(work / 'pretrain' / 'checkpoints', read_only=True
+                              ).all_steps() == [2, 4]
+  assert max(helpers.losses(work)) == 4
+
+
+def test_finetune_starts_from_the_pretrained_parameters(tmp_path):
+  work = tmp_path / 'work'
+  shutil.copytree(helpers.reference_run(), work)
+  config = helpers.reference_config()
+  config.stages = 'pretrain,finetune'
+  config.finetune.update(checkpoint_every_steps=12, eval_every_steps=12)
+  stages.run(config, str(work))
+  pre = ckpt_lib.load_for_inference(str(work), 'pretrain')
+  fine = ckpt_lib.load_for_inference(str(work), 'finetune')
+  assert fine.step == 12
+  # 12 small AdamW updates from the pre-trained values, not from a fresh initialisation.
+  moved = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(fine.params),
+                                                          jax.tree.leaves(pre.params))]
+  assert 0 < max(moved) < 0.025  # the summed learning rates are ~0.02
+  first = helpers.losses(work, 'finetune')[1]
+  assert first < helpers.losses(work)[1] - 0.5  # far below an untrained model's loss
+
+
+def test_warm_start_reindexes_syllable_rows_to_the_new_vocabulary(tmp_path):
+  pre = ckpt_lib.load_for_inference(str(helpers.reference_run()), 'pretrain')
+  other = helpers.prepared_corpus(1) / 'data' / 'pretrain'  # other songs, other vocabulary
+  vocab = ckpt_lib.read_tokenizer(other / 'vocab.json').vocab
+  sizes = ckpt_lib.read_tokenizer(other / 'vocab.json').field_sizes
+  assert vocab.syllables != pre.tokenizer.vocab.syllables
+  from songglm_jax.train.mesh import Plan
+  plan = Plan.from_config(helpers.tiny_config().mesh)
+  _, like = ckpt_lib.abstract_params(pre.model_cfg, sizes)
+  like = jax.tree.map(lambda x, s: jnp.zeros(x.shape, x.dtype, device=s), like,
+                      plan.tree_shardings(like))
+  params, note = warm_start.load_pretrained(str(helpers.reference_run()), tmp_path,
+                                            pre.model_cfg, vocab, like, plan)
+  assert 'syllables' in note
+  old = np.asarray(pre.params['embed']['fields']['syllable'][...])
+  new = np.asarray(params['embed']['fields']['syllable'][...])
+  assert new.shape[0] == sizes['syllable']
+  np.testing.assert_array_equal(new[:8], old[:8])
+  src = {s: i for i, s in enumerate(pre.tokenizer.vocab.syllables)}
+  for i, s in enumerate(vocab.syllables):
+    np.testing.assert_array_equal(new[8 + i], old[8 + src[s]] if s in src else old[6])
+  np.testing.assert_array_equal(np.asarray(params['heads']['pitch']['kernel'][...]),
+                                np.asarray(pre.params['heads']['pitch']['kernel'][...]))
+
+
+def test_finetune_reads_its_own_corpus_when_prepared(tmp_path):
+  assert loop.data_dir_for(tmp_path, 'finetune') == tmp_path / 'data' / 'pretrain'
+  (tmp_path / 'data' / 'finetune').mkdir(parents=True)
+  (tmp_path / 'data' / 'finetune' / 'report.json').write_text('{}')
+  assert loop.data_dir_for(tmp_path, 'finetune') == tmp_path / 'data' / 'finetune'
+  assert loop.data_dir_for(tmp_path, 'pretrain') == tmp_path / 'data' / 'pretrain'

@@ -1,0 +1,281 @@
+r"""Lyrics -> songs on disk with a trained workdir.
+
+    python -m songglm_jax.generate --workdir=W (--lyrics="..." | --lyrics_file=F |
+        --lyrics_from=DIR) --output=OUT [--num_samples=N] [--seed=S] [--temperature=T]
+        [--top_k=K] [--top_p=P] [--plot] [--stage=finetune] [--noconstrained]
+
+Writes ``OUT/sample_K/NAME.mid`` (one lyric event per syllable at its first note) and
+``OUT/sample_K/NAME.musicxml`` (syllables under the notes) for K = 0 .. N-1, with ``--plot`` also
+``NAME.png`` (piano roll with syllables), and ``OUT/generate.json`` (options, one summary per
+song, the invalid fraction). NAME is the lyrics file's stem, the song file's path under DIR
+without its suffix, or a slug of the lyrics' first words. ``--lyrics`` may hold several songs
+separated by ``|``; in text, lines and ``. , ! ? ; :`` end phrases.
+
+Sampling settings: ``--temperature`` / ``--top_k`` / ``--top_p`` take one value for every field
+(``0.9``) or per field (``pitch=1.0,bar=0.8``); unset ones come from the workdir's
+``config.generate`` when it has one, else from ``generation.GenerateOptions``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import time
+from typing import Any, Mapping, Optional, Sequence
+
+from absl import flags, logging
+
+from songglm_jax import atomic, generation
+from songglm_jax import lyrics as lyrics_lib
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """The CLI's flags (defined only when run as a program: the main job imports this module
+  next to other CLIs whose flags share names such as --output)."""
+  flags.DEFINE_string('workdir', None, 'trained workdir (checkpoints, config.json)')
+  flags.DEFINE_string('stage', None, 'checkpoint of this training stage (default: finetune when '
+                      'it has one, else pretrain)')
+  flags.DEFINE_string('lyrics', None, 'lyrics text; several songs separated by "|"')
+  flags.DEFINE_string('lyrics_file', None, 'a UTF-8 text file of lyrics (one song)')
+  flags.DEFINE_string('lyrics_from', None, 'folder (or file) of songs whose lyrics to sing')
+  flags.DEFINE_string('output', None, 'output folder')
+  flags.DEFINE_integer('num_samples', None, 'samples per song')
+  flags.DEFINE_integer('seed', None, 'sampling seed')
+  flags.DEFINE_string('temperature', None, 'value, or field=value,... (<= 0: greedy)')
+  flags.DEFINE_string('top_k', None, 'value, or field=value,... (0: off)')
+  flags.DEFINE_string('top_p', None, 'value, or field=value,... (1.0: off)')
+  flags.DEFINE_boolean('constrained', None, 'alignment/time constraints (default: on)')
+  flags.DEFINE_boolean('plot', False, 'also write a piano-roll PNG per song')
+
+
+def parse_field_values(text: Optional[str], cast, base: dict) -> Optional[dict]:
+  """``'0.9'`` -> every field 0.9; ``'pitch=1,bar=0.5'`` -> those fields changed in ``base``.
+
+  Raises:
+    ValueError: an unknown field or a value that does not parse.
+  """
+  if text is None:
+    return None
+  text = text.strip()
+  out = dict(base)
+  try:
+    if '=' not in text:
+      return {f: cast(text) for f in generation.FIELDS}
+    for item in filter(None, (s.strip() for s in text.split(','))):
+      field, value = (s.strip() for s in item.split('=', 1))
+      if field not in generation.FIELDS:
+        raise ValueError(f'unknown field {field!r}; expected one of {generation.FIELDS}')
+      out[field] = cast(value)
+  except ValueError as e:
+    raise ValueError(f'bad sampling setting {text!r}: {e}') from None
+  return out
+
+
+def options(config: Any, **overrides) -> generation.GenerateOptions:
+  """Options from ``config.generate`` and ``config.seed`` (when the config has a generate
+  section), then ``overrides`` (None: keep; ``temperature`` / ``top_k`` / ``top_p`` may be
+  strings for :func:`parse_field_values`)."""
+  knobs = {'temperature': float, 'top_k': int, 'top_p': float}
+  text = {k: overrides.pop(k) for k in knobs if isinstance(overrides.get(k), str)}
+  if config is not None and 'generate' in config:
+    opts = generation.GenerateOptions.from_config(config, **overrides)
+  else:
+    opts = generation.GenerateOptions(**{k: v for k, v in overrides.items() if v is not None})
+  changed = {k: parse_field_values(v, knobs[k], dict(getattr(opts, k))) for k, v in text.items()}
+  opts = dataclasses.replace(opts, **changed)
+  opts.validate()
+  return opts
+
+
+def _check_one_source(text, text_file, songs_from) -> None:
+  given = [n for n, v in (('--lyrics', text), ('--lyrics_file', text_file),
+                          ('--lyrics_from', songs_from)) if v]
+  if len(given) != 1:
+    raise ValueError(f'give exactly one of --lyrics, --lyrics_file, --lyrics_from (got '
+                     f'{given or "none"})')
+
+
+def read_lyrics(*, text: Optional[str] = None, text_file: Optional[str] = None,
+                songs_from: Optional[str] = None, stress_lookup: str = 'word',
+                max_bar_ticks: int = 3840) -> list[lyrics_lib.Lyrics]:
+  """Lyrics from exactly one source (see the module docstring).
+
+  Raises:
+    ValueError: not exactly one source, an unreadable file, or no lyrics.
+  """
+  _check_one_source(text, text_file, songs_from)
+  if text:
+    songs = [t for t in text.split('|') if t.strip()]
+    if not songs:
+      raise ValueError('--lyrics: empty')
+    out = [lyrics_lib.from_text(t, stress_lookup=stress_lookup) for t in songs]
+    names = [x.name for x in out]
+    return [x if names.count(x.name) == 1 else dataclasses.replace(x, name=f'{x.name}_{i}')
+            for i, x in enumerate(out)]
+  if text_file:
+    path = pathlib.Path(text_file)
+    try:
+      content = path.read_text(encoding='utf-8')
+    except (OSError, UnicodeDecodeError) as e:
+      raise ValueError(f'--lyrics_file {path}: cannot read ({e})') from None
+    return [lyrics_lib.from_text(content, path.stem, stress_lookup=stress_lookup)]
+  found, skipped = lyrics_lib.read_dir(songs_from, stress_lookup=stress_lookup,
+                                       max_bar_ticks=max_bar_ticks)
+  for name, reason in skipped.items():
+    logging.warning('generate: skipped %s (%s)', name, reason)
+  if not found:
+    raise ValueError(f'--lyrics_from {songs_from}: no readable song with lyrics')
+  return found
+
+
+def summary(sample: generation.Sample, name: str) -> str:
+  """One line: notes, pitch range, duration (or why the sample is invalid)."""
+  from songglm_jax.pianoroll import pitch_name  # pylint: disable=import-outside-toplevel
+  head = f'{name} sample {sample.sample}:'
+  if sample.song is None:
+    return f'{head} INVALID ({sample.reason})'
+  s = sample.song
+  seconds = float(s.offset.max()) / 480 * 60 / s.tempo
+  lo, hi = int(s.pitch.min()), int(s.pitch.max())
+  return (f'{head} {s.num_notes} notes on {s.num_syllables} syllables, range '
+          f'{pitch_name(lo)}-{pitch_name(hi)} ({hi - lo} semitones), {seconds:.1f} s')
+
+
+def write_samples(results: Sequence[Sequence[generation.Sample]],
+                  lyrics: Sequence[lyrics_lib.Lyrics], output: str | os.PathLike, *,
+                  plot: bool = False) -> dict:
+  """Write every valid sample (module docstring layout); returns the per-song summary dict."""
+  from songglm_jax.music import io as song_io  # pylint: disable=import-outside-toplevel
+  out = pathlib.Path(output)
+  songs, invalid = [], 0
+  for lyr, samples in zip(lyrics, results):
+    for smp in samples:
+      print(summary(smp, lyr.name), flush=True)
+      entry = {'name': lyr.name, 'sample': smp.sample, 'valid': smp.song is not None}
+      if smp.song is None:
+        invalid += 1
+        entry['reason'] = smp.reason
+      else:
+        base = out / f'sample_{smp.sample}' / lyr.name
+        song_io.write_song(smp.song, base.with_name(base.name + '.mid'))
+        song_io.write_song(smp.song, base.with_name(base.name + '.musicxml'))
+        if plot:
+          from songglm_jax import pianoroll  # pylint: disable=import-outside-toplevel
+          pianoroll.plot_song(smp.song, base.with_name(base.name + '.png'),
+                              title=f'{lyr.name} (sample {smp.sample})')
+        entry.update(notes=smp.song.num_notes, syllables=smp.song.num_syllables,
+                     pitch_min=int(smp.song.pitch.min()), pitch_max=int(smp.song.pitch.max()),
+                     ticks=int(smp.song.offset.max()))
+      songs.append(entry)
+  total = len(songs)
+  return {'songs': songs, 'num_samples': total, 'num_invalid': invalid,
+          'invalid_fraction': invalid / total if total else 0.0}
+
+
+def _options_dict(opts: generation.GenerateOptions) -> dict:
+  return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in vars(opts).items()}
+
+
+def generate_to_dir(model_cfg, field_sizes, tokenizer, graphdef, params,
+                    lyrics: Sequence[lyrics_lib.Lyrics], output: str | os.PathLike,
+                    opts: generation.GenerateOptions, *, plot: bool = False,
+                    extra: Optional[dict] = None) -> dict:
+  """Generate and write every sample of ``lyrics`` under ``output``; also writes
+  ``output/generate.json`` and returns its content."""
+  gen = generation.Generator(model_cfg, field_sizes, tokenizer, graphdef, params, opts)
+  t0 = time.perf_counter()
+  rows = [0]
+
+  def progress(done, total):
+    rows[0] = total
+    logging.info('generate: %d / %d rows decoded (%.1f s)', done, total, time.perf_counter() - t0)
+
+  results = gen.generate(lyrics, progress=progress)
+  seconds = time.perf_counter() - t0
+  report = write_samples(results, lyrics, output, plot=plot)
+  notes = sum(e.get('notes', 0) for e in report['songs'])
+  report.update(seconds=seconds, notes_per_s=notes / seconds if seconds else 0.0,
+                options=_options_dict(opts), **(extra or {}))
+  atomic.write_json(pathlib.Path(output) / 'generate.json', report)
+  print(f'generate: {report["num_samples"] - report["num_invalid"]} / {report["num_samples"]} '
+        f'songs written to {output} in {seconds:.1f} s', flush=True)
+  return report
+
+
+def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
+        text: Optional[str] = None, text_file: Optional[str] = None,
+        songs_from: Optional[str] = None, plot: bool = False, resume: bool = False,
+        config: Any = None, **overrides) -> dict:
+  """Load the workdir's checkpoint and generate (the CLI and the main job's stage call this).
+
+  Args:
+    stage: checkpoint stage ('pretrain' / 'finetune'; None: finetune when it has one).
+    text, text_file, songs_from: the lyrics source (exactly one).
+    resume: keep ``output`` as it is when its ``generate.json`` records the same checkpoint,
+      lyrics source and options.
+    config: the config whose ``generate`` section and ``seed`` to use (default: the workdir's
+      ``config.json``).
+    overrides: GenerateOptions fields (None = from the config; see :func:`options`).
+  """
+  from songglm_jax.train import checkpoint  # pylint: disable=import-outside-toplevel
+  _check_one_source(text, text_file, songs_from)  # before the (slower) checkpoint load
+  inf = checkpoint.load_for_inference(workdir, stage)
+  config = inf.config if config is None else config
+  stress_lookup = str(config.data.stress_lookup) if 'data' in config else 'word'
+  lyrics = read_lyrics(text=text, text_file=text_file, songs_from=songs_from,
+                       stress_lookup=stress_lookup,
+                       max_bar_ticks=inf.tokenizer.vocab.max_bar_ticks)
+  opts = options(config, **overrides)
+  extra = {'workdir': str(workdir), 'stage': str(getattr(inf, 'stage', stage)),
+           'step': int(inf.step), 'plot': bool(plot),
+           'lyrics_source': {'text': text, 'text_file': text_file, 'songs_from': songs_from}}
+  done = pathlib.Path(output) / 'generate.json'
+  if resume and done.is_file():
+    try:
+      old = json.loads(done.read_text())
+    except ValueError:
+      old = {}
+    same = {k: old.get(k) for k in list(extra) + ['options']} == json.loads(json.dumps(
+        {**extra, 'options': _options_dict(opts)}))
+    if same:
+      print(f'[generate] {output}: already generated with step {inf.step}, kept', flush=True)
+      return old
+  logging.info('generate: %d lyrics x %d samples with the %s checkpoint of step %d',
+               len(lyrics), opts.num_samples, extra['stage'], inf.step)
+  return generate_to_dir(inf.model_cfg, inf.field_sizes, inf.tokenizer, inf.graphdef,
+                         inf.params, lyrics, output, opts, plot=plot, extra=extra)
+
+
+def run_stage(config: Any, workdir: str | os.PathLike) -> None:
+  """The main job's ``generate`` stage: ``config.generate.lyrics`` (or the songs under
+  ``config.generate.lyrics_from``) sung by the workdir's checkpoint into ``W/samples/``; kept
+  when already done with the same checkpoint and settings. Runs on process 0."""
+  import jax  # pylint: disable=import-outside-toplevel
+  g = config.generate
+  if jax.process_index() == 0:
+    source = {'songs_from': str(g.lyrics_from)} if g.lyrics_from else {'text': str(g.lyrics)}
+    run(str(workdir), pathlib.Path(workdir) / 'samples', stage=str(g.stage) or None,
+        plot=bool(g.plot), resume=True, config=config, **source)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+    multihost_utils.sync_global_devices('generate done')
+
+
+def main(argv):
+  del argv
+  if not FLAGS.workdir or not FLAGS.output:
+    raise ValueError('--workdir and --output are required')
+  run(FLAGS.workdir, FLAGS.output, stage=FLAGS.stage, text=FLAGS.lyrics,
+      text_file=FLAGS.lyrics_file, songs_from=FLAGS.lyrics_from, plot=FLAGS.plot,
+      num_samples=FLAGS.num_samples, seed=FLAGS.seed, constrained=FLAGS.constrained,
+      temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p)
+
+
+if __name__ == '__main__':
+  from songglm_jax import cli
+  define_flags()
+  cli.run(main)

@@ -1,0 +1,305 @@
+"""Lyrics -> songs with a trained GLM: batching, decoding (``model/decode.py``), checking,
+detokenizing.
+
+:class:`Generator` takes the model explicitly (``model_cfg, field_sizes, tokenizer, graphdef,
+params``) so it runs on a checkpoint (``train.checkpoint.load_for_inference``) or on random
+weights (tests, benchmarks). One call decodes every (lyrics window, sample) row of a run in
+batches of ``batch_size`` rows padded to one shape (rows sorted by length, the last batch
+filled with copies), so a run compiles once.
+
+Seeds: the key of sample ``k`` of lyrics ``i`` (window ``j``) is
+``fold_in(fold_in(fold_in(key(seed), i), j), k)``: a sample does not depend on the batch size or
+on which other lyrics are in the run (up to float rounding of differently padded shapes).
+
+Validity (:func:`invalid_reason`) is checked on every decoded row, constrained or not: real
+values in every note field, word ids 0 .. S-1 stepping by 0/1 (every syllable sung), ended by
+the stopping rule, onsets never before the previous note's end, positions inside the bar,
+pitches in the range. Constrained decoding always passes (tested); unconstrained decoding is how
+the public SongGLM code samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from songglm_jax.data import tokenizer as tk
+from songglm_jax.lyrics import Lyrics
+from songglm_jax.model import decode as decode_lib
+from songglm_jax.model import sampling
+from songglm_jax.music import meter
+from songglm_jax.music.song import Song
+
+FIELDS = sampling.NOTE_COLUMNS  # fields with sampling settings
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateOptions:
+  """How songs are sampled (``config.generate`` mirrors these fields).
+
+  ``temperature``, ``top_k`` and ``top_p`` map each field of :data:`FIELDS` to its setting
+  (temperature <= 0: greedy; top_k 0 and top_p 1.0: off). Defaults follow the public SongGLM
+  code: temperature 0.9, top-k 10, 10 samples per song.
+  """
+  num_samples: int = 10
+  seed: int = 0
+  batch_size: int = 20
+  temperature: Mapping[str, float] = dataclasses.field(
+      default_factory=lambda: {f: 0.9 for f in FIELDS})
+  top_k: Mapping[str, int] = dataclasses.field(default_factory=lambda: {f: 10 for f in FIELDS})
+  top_p: Mapping[str, float] = dataclasses.field(default_factory=lambda: {f: 1.0 for f in FIELDS})
+  constrained: bool = True
+  max_notes_per_syllable: int = 8
+  max_notes: int = 512
+  pitch_low: int = 36
+  pitch_high: int = 96
+  max_bar_advance: int = 2
+  velocity: int = 80
+
+  def validate(self) -> None:
+    bad = lambda f, want: ValueError(f'generate.{f}: got {getattr(self, f)!r}, expected {want}')
+    for f in ('num_samples', 'batch_size', 'max_notes_per_syllable', 'max_notes',
+              'max_bar_advance'):
+      if int(getattr(self, f)) < 1:
+        raise bad(f, 'an integer >= 1')
+    if not 0 <= self.pitch_low <= self.pitch_high <= 127:
+      raise ValueError(f'generate.pitch_low/pitch_high: got {self.pitch_low}..{self.pitch_high},'
+                       ' expected 0 <= low <= high <= 127')
+    if not 1 <= self.velocity <= 127:
+      raise bad('velocity', 'in 1..127')
+    for knob in ('temperature', 'top_k', 'top_p'):
+      d = getattr(self, knob)
+      if set(d) != set(FIELDS):
+        raise ValueError(f'generate.{knob}: expected a value for each of {FIELDS}, got {dict(d)}')
+    if any(not 0 < v <= 1 for v in self.top_p.values()):
+      raise bad('top_p', 'values in (0, 1]')
+    if any(v < 0 for v in self.top_k.values()):
+      raise bad('top_k', 'values >= 0')
+
+  @classmethod
+  def from_config(cls, config: Any, **overrides) -> 'GenerateOptions':
+    """From ``config.generate`` (every field but ``seed``; temperature/top_k/top_p one value per
+    field) and ``config.seed``, then ``overrides`` (None values ignored).
+
+    Raises:
+      ValueError: a field is missing or a value is out of range.
+    """
+    section = config.generate
+    names = [f.name for f in dataclasses.fields(cls) if f.name != 'seed']
+    missing = [n for n in names if n not in section]
+    if missing:
+      raise ValueError(f'config.generate: missing field(s) {missing}')
+    kw = {n: section[n] for n in names}
+    kw['seed'] = int(config.seed)
+    for knob in ('temperature', 'top_k', 'top_p'):
+      kw[knob] = {f: kw[knob][f] for f in FIELDS}
+    kw.update({k: v for k, v in overrides.items() if v is not None})
+    opts = cls(**kw)
+    opts.validate()
+    return opts
+
+  def settings(self) -> sampling.Settings:
+    return sampling.Settings(tuple(float(self.temperature[f]) for f in FIELDS),
+                             tuple(int(self.top_k[f]) for f in FIELDS),
+                             tuple(float(self.top_p[f]) for f in FIELDS))
+
+
+@dataclasses.dataclass
+class Sample:
+  """One generated song: ``song`` when valid, else ``reason`` says what is wrong."""
+  lyrics_index: int
+  sample: int
+  song: Optional[Song]
+  reason: Optional[str] = None
+
+
+def lyric_rows(lyrics: Lyrics, tokenizer: tk.Tokenizer) -> np.ndarray:
+  """``[BOS] syllables [EOS]`` token rows int32 [S + 2, F] of the lyrics, via
+  ``Tokenizer.tokenize`` of a placeholder melody (one 30-tick note per syllable)."""
+  s = lyrics.num_syllables
+  onset = np.arange(s) * 30
+  song = Song(pitch=np.full(s, 60), onset=onset, offset=onset + 30, velocity=np.full(s, 80),
+              note_syllable=np.arange(s), syllables=lyrics.syllables,
+              syllable_phrase=lyrics.syllable_phrase, syllable_stress=lyrics.syllable_stress,
+              name=lyrics.name)
+  return tokenizer.tokenize(song)[:s + 2]
+
+
+def invalid_reason(notes: np.ndarray, num_notes: int, stopped: bool, num_syllables: int,
+                   bar_ticks: int, tokenizer: tk.Tokenizer, pitch_range: tuple[int, int]
+                   ) -> Optional[str]:
+  """Why a decoded row is not a valid song (None when it is).
+
+  Args:
+    notes: int32 [>= num_notes, 5] token ids in ``sampling.NOTE_COLUMNS`` order.
+    pitch_range: (low, high) MIDI pitches allowed.
+  """
+  if not stopped:
+    return 'no_stop'
+  if num_notes == 0:
+    return 'no_notes'
+  n = np.asarray(notes[:num_notes], np.int64) - tk.NUM_SPECIAL
+  bar, pos, dur, pitch, word = n.T
+  sizes = tokenizer.field_sizes
+  limits = [sizes[f] - tk.NUM_SPECIAL for f in FIELDS]
+  if np.any(n < 0) or np.any(n >= np.array(limits)):
+    return 'special_or_out_of_range'
+  if word[0] != 0 or np.any((np.diff(word) != 0) & (np.diff(word) != 1)):
+    return 'word_order'
+  if word[-1] != num_syllables - 1:
+    return 'missing_syllables'
+  pos_t = tokenizer.position_grid[pos]
+  if np.any(pos_t >= bar_ticks):
+    return 'position_outside_bar'
+  onset = bar * bar_ticks + pos_t
+  end = onset + tokenizer.duration_grid[dur]
+  if np.any(onset[1:] < onset[:-1]):
+    return 'onset_back'
+  if np.any(onset[1:] < end[:-1]):
+    return 'overlap'
+  if np.any(pitch < pitch_range[0]) or np.any(pitch > pitch_range[1]):
+    return 'pitch_range'
+  return None
+
+
+def notes_to_song(lyrics: Lyrics, rows: np.ndarray, notes: np.ndarray, tokenizer: tk.Tokenizer,
+                  velocity: int = 80) -> Song:
+  """The Song of valid decoded notes int32 [N, 5], with the lyrics' own syllable texts."""
+  n = len(notes)
+  out = np.full((n, len(tk.FIELDS)), tk.NA, np.int32)
+  out[:, tk.F.type] = tk.NOTE
+  for i, f in enumerate(FIELDS):
+    out[:, getattr(tk.F, f)] = notes[:, i]
+  out[:, tk.F.phrase_id] = lyrics.syllable_phrase[notes[:, 4] - tk.NUM_SPECIAL] + tk.NUM_SPECIAL
+  special = lambda v: np.full((1, len(tk.FIELDS)), v, np.int32)
+  tokens = np.concatenate([rows, special(tk.BOS), out, special(tk.EOS)])
+  song = tokenizer.detokenize(tokens, time_signatures=np.array([[0, *lyrics.time_signature]]),
+                              tempo=lyrics.tempo, name=lyrics.name, velocity=velocity)
+  return song.replace(syllables=lyrics.syllables, syllable_stress=lyrics.syllable_stress)
+
+
+def join_songs(parts: Sequence[Song], name: str) -> Song:
+  """Songs one after another, each starting at the bar after the previous one's last note."""
+  song = parts[0]
+  for nxt in parts[1:]:
+    bar = int(meter.bar_lengths(song.time_signatures[:1])[0])
+    shift = -(-int(song.offset.max()) // bar) * bar
+    cat = lambda a, b: np.concatenate([a, b])
+    song = Song(pitch=cat(song.pitch, nxt.pitch), onset=cat(song.onset, nxt.onset + shift),
+                offset=cat(song.offset, nxt.offset + shift),
+                velocity=cat(song.velocity, nxt.velocity),
+                note_syllable=cat(song.note_syllable, nxt.note_syllable + song.num_syllables),
+                syllables=song.syllables + nxt.syllables,
+                syllable_phrase=cat(song.syllable_phrase, nxt.syllable_phrase + song.num_phrases),
+                syllable_stress=(None if song.syllable_stress is None or nxt.syllable_stress is None
+                                 else song.syllable_stress + nxt.syllable_stress),
+                tempo=song.tempo,
+                time_signatures=song.time_signatures, name=name)
+  return song.replace(name=name)
+
+
+@jax.jit
+def _row_keys(base: jax.Array, lyric: jax.Array, window: jax.Array, sample: jax.Array):
+  fold = jax.random.fold_in
+  return jax.vmap(lambda i, j, k: fold(fold(fold(base, i), j), k))(lyric, window, sample)
+
+
+class Generator:
+  """Samples songs for lyrics with one model (see the module docstring)."""
+
+  def __init__(self, model_cfg, field_sizes: Mapping[str, int], tokenizer: tk.Tokenizer,
+               graphdef, params, options: GenerateOptions = GenerateOptions()):
+    options.validate()
+    if dict(field_sizes) != tokenizer.field_sizes:
+      raise ValueError('Generator: field_sizes differ from the tokenizer\'s '
+                       f'({dict(field_sizes)} vs {tokenizer.field_sizes})')
+    self.model_cfg, self.tokenizer, self.options = model_cfg, tokenizer, options
+    self.graphdef, self.params = graphdef, params
+    self.grids = sampling.make_grids(tokenizer.position_grid, tokenizer.duration_grid)
+
+  def _check(self, lyrics: Lyrics) -> None:
+    bar = lyrics.bar_ticks
+    if bar % sampling.GRID_PERIOD or bar > self.tokenizer.vocab.max_bar_ticks:
+      raise ValueError(f'lyrics {lyrics.name!r}: time signature {lyrics.time_signature} has '
+                       f'bars of {bar} ticks; expected a multiple of {sampling.GRID_PERIOD} up to'
+                       f' {self.tokenizer.vocab.max_bar_ticks}')
+    room = int(self.grids.step) * lyrics.num_syllables
+    if room > self.tokenizer.vocab.max_bars * bar:
+      raise ValueError(f'lyrics {lyrics.name!r}: {lyrics.num_syllables} syllables may not fit in'
+                       f' {self.tokenizer.vocab.max_bars} bars')
+
+  def generate(self, lyrics: Sequence[Lyrics], progress=None) -> list[list[Sample]]:
+    """``options.num_samples`` songs per lyrics: ``out[i][k]`` is sample k of ``lyrics[i]``.
+
+    ``progress(done_rows, total_rows)`` is called after each batch when given.
+    """
+    o, cfg = self.options, self.model_cfg
+    units = []  # (lyrics index, window index, window, rows)
+    for i, lyr in enumerate(lyrics):
+      self._check(lyr)
+      for j, w in enumerate(lyr.windows(cfg.num_word_ids, cfg.num_phrase_ids)):
+        units.append((i, j, w, lyric_rows(w, self.tokenizer)))
+    s_max = max(u[2].num_syllables for u in units)
+    max_notes = min(o.max_notes_per_syllable * s_max, o.max_notes, cfg.max_len - 2)
+    if max_notes < s_max:
+      raise ValueError(f'generate: {s_max} syllables need a note budget >= {s_max}, have '
+                       f'{max_notes} (generate.max_notes, model.max_len - 2)')
+    length = -(-(s_max + 4) // 8) * 8
+    todo = sorted(((u, k) for u in range(len(units)) for k in range(o.num_samples)),
+                  key=lambda r: units[r[0]][2].num_syllables)
+    base = jax.random.key(o.seed)
+    decoded = {}
+    settings = o.settings()
+    for start in range(0, len(todo), o.batch_size):
+      batch = todo[start:start + o.batch_size]
+      batch = batch + [batch[-1]] * (o.batch_size - len(batch))
+      us = [units[u] for u, _ in batch]
+      prompts = decode_lib.build_prompts([u[3] for u in us], length)
+      phr = np.stack([np.pad(u[2].syllable_phrase, (0, s_max - u[2].num_syllables), mode='edge')
+                      for u in us])
+      col = lambda v: jnp.asarray(np.asarray(v, np.int32))
+      rows = sampling.Rows(
+          num_syllables=col([u[2].num_syllables for u in us]), syllable_phrase=col(phr),
+          bar_ticks=col([u[2].bar_ticks for u in us]), pitch_low=col([o.pitch_low] * len(us)),
+          pitch_high=col([o.pitch_high] * len(us)),
+          max_per_syllable=col([o.max_notes_per_syllable] * len(us)),
+          max_bar_advance=col([o.max_bar_advance] * len(us)))
+      keys = _row_keys(base, col([units[u][0] for u, _ in batch]),
+                       col([units[u][1] for u, _ in batch]), col([k for _, k in batch]))
+      out = decode_lib.decode(self.graphdef, self.params, prompts, rows, self.grids, settings,
+                              keys, max_notes=max_notes, constrained=o.constrained)
+      notes, num, stopped = jax.device_get((out.notes, out.num_notes, out.stopped))
+      for r, key in enumerate(batch[:len(todo) - start]):
+        decoded[key] = (notes[r], int(num[r]), bool(stopped[r]))
+      if progress is not None:
+        progress(min(start + o.batch_size, len(todo)), len(todo))
+    return self._assemble(lyrics, units, decoded)
+
+  def _assemble(self, lyrics, units, decoded) -> list[list[Sample]]:
+    o = self.options
+    out = [[Sample(i, k, None) for k in range(o.num_samples)] for i in range(len(lyrics))]
+    parts: dict = {}
+    for u, (i, j, w, rows) in enumerate(units):
+      for k in range(o.num_samples):
+        notes, num, stopped = decoded[(u, k)]
+        reason = invalid_reason(notes, num, stopped, w.num_syllables, w.bar_ticks,
+                                self.tokenizer, (o.pitch_low, o.pitch_high))
+        if reason is None:
+          try:
+            song = notes_to_song(w, rows, notes[:num], self.tokenizer, o.velocity)
+          except ValueError as e:  # a check above missed something: report, do not stop
+            song, reason = None, f'invalid_song: {e}'
+        else:
+          song = None
+        parts.setdefault((i, k), []).append((song, reason))
+    for (i, k), ps in parts.items():
+      bad = [r for s, r in ps if s is None]
+      if bad:
+        out[i][k].reason = bad[0]
+      else:
+        out[i][k].song = join_songs([s for s, _ in ps], lyrics[i].name)
+    return out

@@ -1,0 +1,271 @@
+"""One decoding step's sampling: per-field temperature / top-k / top-p and the alignment and time
+constraints as logit masks (pure jnp, traced inside the decoder's loop).
+
+A new note row is sampled field by field in :data:`SAMPLE_ORDER`: word id first (it decides the
+syllable, hence the phrase, and whether the song ends), then bar, position, duration, pitch, each
+field's mask depending on the fields drawn before it. Every field is drawn from its own head's
+logits; masks are applied *before* top-k/top-p, so the k best tokens are the k best allowed ones.
+
+Stopping rule (one, for both modes): a row ends at the first sampled token whose ``word_id``
+field is SEP -- the row that closes a span in fine-tuning (its target is SEP in every field); that
+token is not a note. A row that reaches ``max_notes`` notes without it is cut there
+(``stopped`` stays False). Unconstrained decoding applies this rule to freely sampled fields.
+
+Constraints (``constrained=True``), with ``w`` the previous note's syllable (-1 before the first
+note), ``S`` the row's syllable count, ``L`` its bar length in ticks and ``cap = max_bars * L``:
+
+* word id: ``w`` (stay on the syllable) or ``w + 1`` (move on), or SEP once ``w == S - 1``; the
+  first note therefore takes 0, every syllable gets a note and the song ends only after the
+  last syllable's notes. Staying is refused when the syllable already has
+  ``max_notes_per_syllable`` notes, when the note budget would not leave one slot per remaining
+  syllable, or when the time left before ``cap`` would not (see below) -- so the move (or the
+  stop) is forced, never a dead end.
+* phrase id: the phrase of the chosen syllable (not sampled; the model has no phrase head).
+* bar: not before the bar in which the previous note ends, at most ``max_bar_advance`` bars after
+  it, and holding a grid point at or after the previous note's end (onsets never go back and a
+  note never starts before the previous one ends).
+* position: a grid point inside the bar (``< L``), at or after the previous note's end.
+* duration: a real grid value (``>= 30`` ticks, positive) no longer than the bar.
+* pitch: within ``[pitch_low, pitch_high]``.
+* room: every choice keeps ``end + STEP * R <= cap`` where ``R`` is the number of syllables still
+  without a note and ``STEP`` (50 ticks) bounds what a forced note costs (shortest duration 30 +
+  the widest gap from a tick to the next grid point, 20). Hence a valid choice exists at every
+  step and bars never run out. (Needs ``L`` a multiple of the 120-tick grid period.)
+
+Special ids (PAD, BOS, MASK, ...) are never allowed in a constrained note.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from songglm_jax.data import tokenizer as tk
+
+NOTE_COLUMNS = ('bar', 'position', 'duration', 'pitch', 'word_id')
+"""Columns of a sampled note (token ids, as in the token rows)."""
+SAMPLE_ORDER = ('word_id', 'bar', 'position', 'duration', 'pitch')
+GRID_PERIOD = 120  # ticks: the token time grid repeats every 120 ticks (tokenizer.time_grid)
+NS = tk.NUM_SPECIAL
+
+
+class Grids(NamedTuple):
+  """The token time grid (ticks), from the tokenizer."""
+  position: jax.Array     # int32 [V_position - NS]: value of each position id
+  duration: jax.Array     # int32 [V_duration - NS]: value of each duration id
+  next_point: jax.Array   # int32 [GRID_PERIOD + 1]: next grid point >= r for r in 0..120
+  step: jax.Array         # int32 []: ticks a forced note may cost (see module docstring)
+
+
+def make_grids(position_grid, duration_grid) -> Grids:
+  """Grids from ``tokenizer.position_grid`` / ``duration_grid`` (NumPy int arrays of ticks)."""
+  pos, dur = np.asarray(position_grid, np.int64), np.asarray(duration_grid, np.int64)
+  period = pos[pos < GRID_PERIOD]
+  ext = (np.arange(0, pos.max() + GRID_PERIOD, GRID_PERIOD)[:, None] + period[None]).ravel()
+  if (len(period) == 0 or period[0] != 0 or not np.array_equal(ext[ext <= pos.max()], pos)
+      or np.any(pos % tk.GRID_UNIT)):
+    raise ValueError(f'decode: the position grid must start at 0, hold multiples of '
+                     f'{tk.GRID_UNIT} ticks and repeat every {GRID_PERIOD} ticks '
+                     '(tokenizer.time_grid)')
+  if len(dur) == 0 or dur[0] <= 0 or np.any(dur % tk.GRID_UNIT):
+    raise ValueError(f'decode: the duration grid must hold positive multiples of {tk.GRID_UNIT} '
+                     'ticks')
+  points = np.append(period, GRID_PERIOD)
+  nxt = points[np.searchsorted(points, np.arange(GRID_PERIOD + 1))]
+  max_gap = int(np.diff(points).max())
+  step = int(dur[0]) + max_gap - tk.GRID_UNIT
+  return Grids(jnp.asarray(pos, jnp.int32), jnp.asarray(dur, jnp.int32),
+               jnp.asarray(nxt, jnp.int32), jnp.asarray(step, jnp.int32))
+
+
+class Settings(NamedTuple):
+  """Per-field sampling settings, one entry per field in :data:`NOTE_COLUMNS` order.
+
+  Plain Python numbers: a static (hashable) argument of the jitted decoder, so each setting
+  compiles its own cheapest path (top-k selects with ``lax.top_k``, ~25x faster on CPU than the
+  full sort that top-p alone needs).
+  """
+  temperature: tuple[float, ...]  # <= 0 means greedy (argmax of the allowed tokens)
+  top_k: tuple[int, ...]          # 0 = off
+  top_p: tuple[float, ...]        # 1.0 = off
+
+
+class Rows(NamedTuple):
+  """What the constraints know about each row, all [B] int32 unless said."""
+  num_syllables: jax.Array
+  syllable_phrase: jax.Array      # int32 [B, S_max] (raw phrase ids, padding repeats the last)
+  bar_ticks: jax.Array
+  pitch_low: jax.Array
+  pitch_high: jax.Array
+  max_per_syllable: jax.Array
+  max_bar_advance: jax.Array
+
+
+class State(NamedTuple):
+  """Per-row decoding state, all [B]."""
+  word: jax.Array       # int32: raw word id of the previous note (-1 before the first)
+  count: jax.Array      # int32: notes on that syllable so far
+  end: jax.Array        # int32: tick at which the previous note ends (0 before the first)
+  num_notes: jax.Array  # int32
+  done: jax.Array       # bool: the row has ended
+  stopped: jax.Array    # bool: it ended by the stopping rule (not by the note budget)
+
+
+def initial_state(batch: int) -> State:
+  z = jnp.zeros((batch,), jnp.int32)
+  f = jnp.zeros((batch,), bool)
+  return State(word=z - 1, count=z, end=z, num_notes=z, done=f, stopped=f)
+
+
+def sample_width(size: int, top_k: int, top_p: float) -> int:
+  """How many Gumbel draws :func:`sample_field` needs for a field of ``size`` ids."""
+  return top_k if 0 < top_k < size else size
+
+
+def sample_field(noise: jax.Array, logits: jax.Array, allowed: jax.Array, temperature: float,
+                 top_k: int, top_p: float) -> jax.Array:
+  """One token id per row: int32 [B] from logits [B, V] restricted to ``allowed`` [B, V].
+
+  The allowed logits are divided by ``temperature``, cut to the ``top_k`` best (0: all), then to
+  the smallest set of best tokens whose probability reaches ``top_p`` (the best one always
+  stays), and sampled by the Gumbel-max trick with ``noise`` [B, >= sample_width] (standard
+  Gumbel draws). Every row needs an allowed token.
+  """
+  x = jnp.where(allowed, logits, -jnp.inf)
+  if temperature <= 0:
+    return jnp.argmax(x, axis=-1).astype(jnp.int32)
+  x = x / temperature
+  v = x.shape[-1]
+  if 0 < top_k < v:
+    vals, idx = jax.lax.top_k(x, top_k)
+  elif top_p < 1.0:
+    idx = jnp.argsort(-x, axis=-1)
+    vals = jnp.take_along_axis(x, idx, axis=-1)
+  else:
+    return jnp.argmax(x + noise[:, :v], axis=-1).astype(jnp.int32)
+  if top_p < 1.0:  # vals are sorted, best first
+    probs = jax.nn.softmax(vals, axis=-1)
+    before = jnp.cumsum(probs, axis=-1) - probs
+    vals = jnp.where((before < top_p) | (jnp.arange(vals.shape[-1]) == 0), vals, -jnp.inf)
+  pick = jnp.argmax(vals + noise[:, :vals.shape[-1]], axis=-1)
+  return jnp.take_along_axis(idx, pick[:, None], axis=-1)[:, 0].astype(jnp.int32)
+
+
+def _onset_floor(end: jax.Array, grids: Grids) -> jax.Array:
+  """The first grid tick at or after ``end`` [B]."""
+  base = (end // GRID_PERIOD) * GRID_PERIOD
+  return base + grids.next_point[end - base]
+
+
+def constrained_masks(st: State, rows: Rows, grids: Grids, t, max_notes: int, sizes):
+  """Closures giving each field's allowed ids [B, V] from the fields drawn before it."""
+  s, big_l = rows.num_syllables, rows.bar_ticks
+  cap = (sizes['bar'] - NS) * big_l
+  w = st.word
+
+  def word():
+    raw = jnp.arange(sizes['word_id'])[None] - NS
+    left = s - 1 - w  # syllables still without a note if this note stays on w
+    stay = ((w >= 0) & (st.count < rows.max_per_syllable) & (max_notes - t - 1 >= left)
+            & (st.end + grids.step * (left + 1) <= cap))
+    move = (w + 1 <= s - 1) & (t < max_notes)
+    sep = (w == s - 1)
+    return (((raw == w[:, None]) & stay[:, None]) | ((raw == (w + 1)[:, None]) & move[:, None])
+            | ((raw + NS == tk.SEP) & sep[:, None]))
+
+  def after(new_word):
+    room = grids.step * (s - 1 - new_word)  # ticks kept for the syllables after this one
+    floor = _onset_floor(st.end, grids)
+    lim = (cap - room)[:, None]
+
+    def bar():
+      b = jnp.arange(sizes['bar'])[None] - NS
+      lo = jnp.maximum(b * big_l[:, None], floor[:, None])
+      return ((b >= 0) & (lo < (b + 1) * big_l[:, None]) & (lo + grids.duration[0] <= lim)
+              & (b <= (st.end // big_l + rows.max_bar_advance)[:, None]))
+
+    def position(b):
+      p = jnp.arange(sizes['position'])[None] - NS
+      g = grids.position[jnp.clip(p, 0, grids.position.shape[0] - 1)]
+      onset = (b * big_l)[:, None] + g
+      return ((p >= 0) & (g < big_l[:, None]) & (onset >= st.end[:, None])
+              & (onset + grids.duration[0] <= lim))
+
+    def duration(onset):
+      d = jnp.arange(sizes['duration'])[None] - NS
+      g = grids.duration[jnp.clip(d, 0, grids.duration.shape[0] - 1)]
+      return (d >= 0) & (g <= big_l[:, None]) & (onset[:, None] + g <= lim)
+
+    def pitch():
+      p = jnp.arange(sizes['pitch'])[None] - NS
+      return (p >= rows.pitch_low[:, None]) & (p <= rows.pitch_high[:, None])
+
+    return bar, position, duration, pitch
+
+  return word, after
+
+
+def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array], st: State, rows: Rows,
+                grids: Grids, settings: Settings, t, *, max_notes: int, constrained: bool
+                ) -> tuple[jax.Array, jax.Array, State]:
+  """Sample note ``t`` of every row.
+
+  Args:
+    keys: one PRNG key per row [B] (this step's).
+    logits: {field: float32 [B, V_field]} at the position that predicts note ``t``.
+    st: the state before note ``t``.
+    t: int32 scalar, index of the note being sampled (0 .. max_notes; at ``max_notes`` only the
+      stop is possible).
+
+  Returns:
+    (note int32 [B, 5] token ids in :data:`NOTE_COLUMNS` order, is_note bool [B] -- the row
+    gained a note -- and the new state).
+  """
+  sizes = {f: logits[f].shape[-1] for f in NOTE_COLUMNS}
+  col = {f: NOTE_COLUMNS.index(f) for f in NOTE_COLUMNS}
+  width = max(sample_width(sizes[f], settings.top_k[col[f]], settings.top_p[col[f]])
+              for f in NOTE_COLUMNS)
+  # One Gumbel draw for all fields of a row (one threefry call per step instead of one per field).
+  noise = jax.vmap(lambda k: jax.random.gumbel(k, (len(NOTE_COLUMNS), width)))(keys)
+
+  def draw(field, allowed, live):
+    allowed = allowed | ~live[:, None]  # ended/stopping rows: anything (never used)
+    c = col[field]
+    return sample_field(noise[:, c], logits[field], allowed, settings.temperature[c],
+                        settings.top_k[c], settings.top_p[c])
+
+  live = ~st.done
+  everything = lambda f: jnp.ones((1, sizes[f]), bool)
+  big_l = rows.bar_ticks
+  if constrained:
+    word_mask, after = constrained_masks(st, rows, grids, t, max_notes, sizes)
+    word_id = draw('word_id', word_mask(), live)
+    note_live = live & (word_id != tk.SEP)
+    bar_m, pos_m, dur_m, pitch_m = after(word_id - NS)
+    bar = draw('bar', bar_m(), note_live)
+    pos = draw('position', pos_m(bar - NS), note_live)
+    onset = (bar - NS) * big_l + grids.position[jnp.clip(pos - NS, 0, None)]
+    dur = draw('duration', dur_m(onset), note_live)
+    pitch = draw('pitch', pitch_m(), note_live)
+  else:
+    word_id = draw('word_id', everything('word_id'), live)
+    note_live = live & (word_id != tk.SEP)
+    bar, pos, dur, pitch = (draw(f, everything(f), note_live)
+                            for f in ('bar', 'position', 'duration', 'pitch'))
+    onset = (bar - NS) * big_l + grids.position[
+        jnp.clip(pos - NS, 0, grids.position.shape[0] - 1)]
+  dur_ticks = grids.duration[jnp.clip(dur - NS, 0, grids.duration.shape[0] - 1)]
+  is_note = note_live & (t < max_notes)
+  new_word = word_id - NS
+  new = State(
+      word=jnp.where(is_note, new_word, st.word),
+      count=jnp.where(is_note, jnp.where(new_word == st.word, st.count + 1, 1), st.count),
+      end=jnp.where(is_note, onset + dur_ticks, st.end),
+      num_notes=st.num_notes + is_note.astype(jnp.int32),
+      done=st.done | (live & ~is_note),
+      stopped=st.stopped | (live & (word_id == tk.SEP)))
+  note = jnp.stack([bar, pos, dur, pitch, word_id], axis=-1)
+  return jnp.where(is_note[:, None], note, tk.PAD), is_note, new

@@ -1,0 +1,227 @@
+"""Lyrics -> songs on disk: text lyrics, windows, the Generator, outputs, the CLI helpers."""
+
+from __future__ import annotations
+
+import json
+
+import ml_collections
+import pytest
+
+from songglm_jax import generate, generation
+from songglm_jax import lyrics as lyrics_lib
+from songglm_jax.music import io as song_io
+from songglm_jax.music import phrases
+from tests.model.test_decode import CFG, tiny
+from tests.songs import make_song
+
+WORDS = {'twinkle': 2, 'little': 2, 'star': 1, 'beautiful': 3, 'melody': 3, 'a': 1,
+         'wonderful': 3, 'music': 2, 'understand': 3, 'everything': 3, 'the': 1, 'heaven': 2,
+         'alabama': 4, 'remember': 3, 'singing': 2}
+
+
+def test_text_syllable_counts_of_known_words():
+  lyr = lyrics_lib.from_text(' '.join(WORDS))
+  assert lyr.num_syllables == sum(WORDS.values())
+  assert ''.join(lyr.syllables) == ''.join(WORDS)
+
+
+def test_text_lines_and_punctuation_end_phrases_and_keep_their_marks():
+  lyr = lyrics_lib.from_text('Twinkle, twinkle little star\nhow I wonder! what you are')
+  assert lyr.syllables[:2] == ('twin', 'kle,')
+  assert lyr.syllable_phrase.tolist() == [0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3]
+  assert lyr.name == 'twinkle_twinkle_little_star' and len(lyr.syllable_stress) == 14
+  with pytest.raises(ValueError, match='no words'):
+    lyrics_lib.from_text(' ,. ')
+
+
+def test_windows_cut_long_lyrics_at_phrase_boundaries():
+  lyr = lyrics_lib.from_text('\n'.join(['la la la'] * 5 + ['la ' * 8]))  # 5 x 3, then 8
+  parts = lyr.windows(max_syllables=7, max_phrases=2)
+  assert [p.num_syllables for p in parts] == [6, 6, 3, 7, 1]
+  assert all(p.syllable_phrase[0] == 0 and p.num_phrases <= 2 for p in parts)
+  assert sum(p.num_syllables for p in parts) == 23
+  assert lyr.windows(256, 128) == [lyr]
+
+
+def test_join_songs_starts_each_part_on_the_next_bar():
+  a = make_song([60, 62], [0, 480], [480, 600], [0, 1], ['la', 'li.'])
+  b = make_song([64], [240], [240], [0], ['lo'], name='b')
+  joined = generation.join_songs([a, b], 'x')
+  assert joined.onset.tolist() == [0, 480, 1920 + 240]
+  assert joined.syllables == ('la', 'li.', 'lo') and joined.syllable_phrase.tolist() == [0, 0, 1]
+  assert joined.note_syllable.tolist() == [0, 1, 2] and joined.name == 'x'
+
+
+@pytest.fixture(scope='module')
+def written(tmp_path_factory):
+  """Two punctuated lyrics (one long enough to need two windows) x 2 samples, written."""
+  tok, graphdef, params = tiny()
+  cfg = CFG.__class__(**{**CFG.__dict__, 'num_word_ids': 16})  # force windows past 16 syllables
+  lyrics = [lyrics_lib.from_text('Twinkle, twinkle, little star. How I wonder what you are!'),
+            lyrics_lib.from_text('Row, row, row your boat, gently down the stream; merrily, '
+                                 'merrily, merrily, merrily, life is but a dream.', 'row')]
+  out = tmp_path_factory.mktemp('gen')
+  opts = generation.GenerateOptions(num_samples=2, batch_size=4, seed=3)
+  report = generate.generate_to_dir(cfg, tok.field_sizes, tok, graphdef, params, lyrics, out, opts,
+                                    plot=True)
+  return lyrics, out, report
+
+
+def test_every_sample_written_with_a_summary(written):
+  lyrics, out, report = written
+  assert report['num_samples'] == 4 and report['invalid_fraction'] == 0.0
+  assert json.loads((out / 'generate.json').read_text())['num_invalid'] == 0
+  for k in range(2):
+    for lyr in lyrics:
+      for ext in ('.mid', '.musicxml', '.png'):
+        assert (out / f'sample_{k}' / (lyr.name + ext)).stat().st_size > 100
+
+
+def test_outputs_read_back_through_the_project_readers(written):
+  lyrics, out, _ = written
+  for lyr in lyrics:
+    mid = out / 'sample_1' / f'{lyr.name}.mid'
+    (song,), _ = song_io.read_songs(mid)
+    (score,), _ = song_io.read_songs(mid.with_suffix('.musicxml'))
+    assert song.syllables == lyr.syllables  # punctuation given back
+    assert song.same_as(score, check_velocity=False)
+    # phrases survive the round trip (punctuation-based segmentation)
+    assert phrases.segment_phrases(song).syllable_phrase.tolist() == lyr.syllable_phrase.tolist()
+
+
+def test_outputs_read_back_through_music21(written):
+  import music21
+  lyrics, out, _ = written
+  lyr = lyrics[0]
+  (song,), _ = song_io.read_songs(out / 'sample_0' / f'{lyr.name}.mid')
+  for ext in ('.mid', '.musicxml'):
+    # MIDI without music21's default quantisation, which merges an untrained model's 64th notes
+    kw = {'quantizePost': False} if ext == '.mid' else {}
+    part = music21.converter.parse(str(out / 'sample_0' / (lyr.name + ext)), **kw).parts[0]
+    notes = list(part.stripTies().recurse().notes)
+    assert [n.pitch.midi for n in notes] == song.pitch.tolist()
+    assert [n.lyric for n in notes if n.lyric] == list(lyr.syllables)
+
+
+def test_sampling_setting_strings():
+  base = {f: 0.9 for f in generation.FIELDS}
+  assert generate.parse_field_values('1.0', float, base) == {f: 1.0 for f in generation.FIELDS}
+  got = generate.parse_field_values('pitch=1.2, bar=0.5', float, base)
+  assert got['pitch'] == 1.2 and got['bar'] == 0.5 and got['duration'] == 0.9
+  with pytest.raises(ValueError, match='unknown field'):
+    generate.parse_field_values('tempo=1', float, base)
+
+
+def test_options_from_config_then_flags():
+  c = ml_collections.ConfigDict({'seed': 7, 'generate': _generate_section()})
+  c.generate.temperature = {f: 0.7 for f in generation.FIELDS}
+  opts = generate.options(c, num_samples=3, top_k='pitch=20', seed=None)
+  assert opts.num_samples == 3 and opts.temperature['bar'] == 0.7 and opts.top_k['pitch'] == 20
+  assert opts.top_k['bar'] == 10 and opts.seed == 7
+  del c.generate.max_notes
+  with pytest.raises(ValueError, match='missing'):
+    generate.options(c)
+  with pytest.raises(ValueError, match='pitch_low'):
+    generate.options(None, pitch_low=90, pitch_high=80)
+
+
+def test_read_lyrics_sources(tmp_path):
+  with pytest.raises(ValueError, match='exactly one'):
+    generate.read_lyrics(text='la', text_file='x.txt')
+  assert [x.name for x in generate.read_lyrics(text='la la | la la | li')] == [
+      'la_la_0', 'la_la_1', 'li']
+  (tmp_path / 'my song.txt').write_text('Hello, world')
+  assert generate.read_lyrics(text_file=str(tmp_path / 'my song.txt'))[0].name == 'my song'
+  song = make_song([60, 62, 64], [0, 480, 960], [480] * 3, [0, 1, 1], ['hel', 'lo.'],
+                   time_signatures=((0, 3, 4),), tempo=90)
+  song_io.write_song(song, tmp_path / 'sub' / 'a.mid')
+  (got,) = generate.read_lyrics(songs_from=str(tmp_path))
+  assert got.name == 'sub/a' and got.syllables == ('hel', 'lo.')
+  assert got.time_signature == (3, 4) and got.tempo == pytest.approx(90)
+
+
+# ---- with a trained workdir (train/checkpoint.py) ---------------------------------------------
+def _generate_section(**change) -> ml_collections.ConfigDict:
+  """The ``config.generate`` section the main job's stage reads (GenerateOptions + the stage's
+  own fields)."""
+  opts = generation.GenerateOptions()
+  d = {f.name: getattr(opts, f.name) for f in generation.dataclasses.fields(opts)
+       if f.name != 'seed'}
+  d.update(lyrics='Twinkle, twinkle, little star. | How I wonder what you are!', lyrics_from='',
+           plot=False, stage='', num_samples=2)
+  d.update(change)
+  return ml_collections.ConfigDict(d)
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory):
+  """A workdir pre-trained for 2 steps on the training tests' tiny corpus."""
+  from songglm_jax import stages
+  from tests.train import helpers
+  work = helpers.workdir_with_data(tmp_path_factory.mktemp('trained'))
+  config = helpers.tiny_config(num_train_steps=2, checkpoint_every_steps=2, eval_every_steps=0)
+  config.stages = 'pretrain'
+  stages.run(config, str(work))
+  return work
+
+
+def test_cli_writes_songs_for_text_lyrics(workdir, tmp_path):
+  import subprocess
+  import sys
+  from tests.conftest import REPO
+  from tests.train import helpers
+  cmd = [sys.executable, '-m', 'songglm_jax.generate', f'--workdir={workdir}',
+         '--lyrics=Row, row, row your boat. Gently down the stream!', f'--output={tmp_path}',
+         '--num_samples=2', '--seed=4', '--top_p=0.9', '--temperature=pitch=1.1']
+  r = subprocess.run(cmd, cwd=REPO, env=helpers.subprocess_env(), capture_output=True, text=True,
+                     timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert 'row_row_row_your sample 1: ' in r.stdout and ' notes on 10 syllables, range ' in r.stdout
+  report = json.loads((tmp_path / 'generate.json').read_text())
+  assert report['num_invalid'] == 0 and report['step'] == 2 and report['stage'] == 'pretrain'
+  assert report['options']['temperature']['pitch'] == 1.1
+  assert report['options']['top_p'] == {f: 0.9 for f in generation.FIELDS}
+  (song,), _ = song_io.read_songs(tmp_path / 'sample_1' / 'row_row_row_your.mid')
+  assert song.syllables[-1] == 'stream!'
+
+
+def test_cli_one_line_error_without_lyrics(workdir, tmp_path):
+  import subprocess
+  import sys
+  from tests.conftest import REPO
+  from tests.train import helpers
+  r = subprocess.run([sys.executable, '-m', 'songglm_jax.generate', f'--workdir={workdir}',
+                      f'--output={tmp_path}'], cwd=REPO, env=helpers.subprocess_env(),
+                     capture_output=True, text=True, timeout=120)
+  assert r.returncode == 1
+  assert r.stderr.strip().splitlines()[-1] == (
+      'songglm_jax.generate: error: give exactly one of --lyrics, --lyrics_file, --lyrics_from '
+      "(got none)")
+
+
+def test_lyrics_from_a_song_folder(workdir, tmp_path):
+  from tests.train import helpers
+  songs = helpers.prepared_corpus() / 'songs'
+  report = generate.run(str(workdir), tmp_path, songs_from=str(songs), num_samples=1)
+  names = sorted(p.stem for p in (tmp_path / 'sample_0').glob('*.mid'))
+  assert names == sorted(p.stem for p in songs.glob('*.mid')) and report['num_invalid'] == 0
+  (orig,), _ = song_io.read_songs(songs / 'song03.mid')
+  (new,), _ = song_io.read_songs(tmp_path / 'sample_0' / 'song03.mid')
+  assert new.syllables == orig.syllables and new.tempo == pytest.approx(orig.tempo)
+
+
+def test_stage_writes_samples_then_keeps_them(workdir, capsys):
+  from tests.train import helpers
+  config = helpers.tiny_config()
+  config.generate = _generate_section()
+  generate.run_stage(config, workdir)
+  done = workdir / 'samples' / 'generate.json'
+  first = json.loads(done.read_text())
+  assert first['num_samples'] == 4 and first['num_invalid'] == 0
+  assert (workdir / 'samples' / 'sample_1' / 'how_i_wonder_what.musicxml').is_file()
+  stamp = done.stat().st_mtime_ns
+  generate.run_stage(config, workdir)
+  assert 'already generated' in capsys.readouterr().out and done.stat().st_mtime_ns == stamp
+  config.generate.num_samples = 1
+  generate.run_stage(config, workdir)
+  assert json.loads(done.read_text())['num_samples'] == 2

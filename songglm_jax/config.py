@@ -20,6 +20,15 @@ from songglm_jax.train.mesh import DEFAULT_RULES
 # decided by the registry in stages.py.
 STAGE_ORDER = ('prepare', 'pretrain', 'finetune', 'generate', 'evaluate')
 
+# The note fields the model generates (equal to model/sampling.NOTE_COLUMNS; tests/test_main.py
+# checks it): config.generate sets temperature, top-k and top-p for each.
+GENERATED_FIELDS = ('bar', 'position', 'duration', 'pitch', 'word_id')
+
+SAMPLE_LYRICS = ('Twinkle, twinkle, little star, how I wonder what you are. '
+                 'Up above the world so high, like a diamond in the sky. | '
+                 'Row, row, row your boat, gently down the stream. '
+                 'Merrily, merrily, merrily, merrily, life is but a dream.')
+
 
 def _train_section(**kw) -> ml_collections.ConfigDict:
   """The fields shared by the pretrain and finetune sections (see base_config for comments)."""
@@ -41,7 +50,7 @@ def _train_section(**kw) -> ml_collections.ConfigDict:
 
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.stages = 'prepare,pretrain,finetune'  # comma-separated subset of STAGE_ORDER, run in order
+  c.stages = 'prepare,pretrain,finetune,generate,evaluate'  # subset of STAGE_ORDER, run in order
   c.seed = 0               # one seed for data order, masking, initialisation and sampling
 
   c.data = d = ml_collections.ConfigDict()
@@ -121,7 +130,41 @@ def base_config() -> ml_collections.ConfigDict:
                             # sharded on their d_model axis)
   h.tensor = 1              # tensor-parallel axis (MLP hidden and attention heads)
   h.rules = DEFAULT_RULES   # logical axis name -> mesh axes ('name=a+b, other=', one place)
+
+  # Generation (songglm_jax/generate.py, generation.GenerateOptions); the generate stage sings
+  # these lyrics with the newest checkpoint into W/samples/sample_K/.
+  c.generate = g = ml_collections.ConfigDict()
+  g.lyrics = SAMPLE_LYRICS  # plain text; '|' separates songs; lines and . , ! ? ; : end phrases
+  g.lyrics_from = ''        # or a folder of songs whose lyrics to sing (instead of lyrics)
+  g.stage = ''              # checkpoint stage: '' = finetune when it has one, else pretrain
+  g.num_samples = 2         # samples per song (the public SongGLM setting is 10)
+  g.batch_size = 20         # decoded rows per jitted call (rows are padded to one shape)
+  g.temperature = _per_field(0.9)  # per note field; <= 0 is greedy
+  g.top_k = _per_field(10)         # per note field; 0 = off
+  g.top_p = _per_field(1.0)        # per note field; 1.0 = off
+  g.constrained = True      # alignment / time / range constraints as logit masks
+  g.max_notes_per_syllable = 8  # the constraint then moves on to the next syllable
+  g.max_notes = 512         # note budget of one lyrics window
+  g.pitch_low = 36          # lowest MIDI pitch allowed (constrained)
+  g.pitch_high = 96         # highest MIDI pitch allowed (constrained)
+  g.max_bar_advance = 2     # a note starts at most this many bars after the previous one
+  g.velocity = 80           # MIDI velocity of written notes
+  g.plot = True             # also a piano-roll PNG per song
+
+  # Evaluation on the validation split (songglm_jax/eval_stage.py): its songs' lyrics are sung
+  # with config.generate's settings and compared with the songs (songglm_jax/evaluate.py
+  # metrics) in W/evaluate/{reference,generated,result.json,plots}.
+  c.evaluate = e = ml_collections.ConfigDict()
+  e.num_songs = 0           # validation songs used (the first ones by name; 0 = all)
+  e.num_samples = 3         # sample sets (the paper reports mean +- std over them)
+  e.workers = 1             # processes for reading files and the DTW
+  e.plots = True            # PNGs comparing the distributions
   return c
+
+
+def _per_field(value) -> ml_collections.ConfigDict:
+  """One sampling setting per generated note field."""
+  return ml_collections.ConfigDict({f: value for f in GENERATED_FIELDS})
 
 
 def parse_stages(config: ml_collections.ConfigDict, available: Sequence[str]) -> list[str]:

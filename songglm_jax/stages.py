@@ -7,10 +7,12 @@ same config, so re-running the same command resumes. Layout::
     W/data/pretrain/       prepared pre-training dataset (report.json marks it complete)
     W/data/finetune/       prepared fine-tuning dataset (when config.data.finetune_source is set)
     W/pretrain/, W/finetune/   checkpoints, metrics.jsonl, TensorBoard events (train/loop.py)
+    W/samples/             songs for config.generate's lyrics (generate.py)
+    W/evaluate/            the validation songs sung again and the metrics (eval_stage.py)
 
-A stage is a function ``(config, workdir) -> None`` registered in :data:`RUNNERS`; adding one
-(generate, evaluate) is one line there. With several processes, ``prepare`` runs on process 0
-while the others wait; training stages run on every process.
+A stage is a function ``(config, workdir) -> None`` registered in :data:`RUNNERS`. With several
+processes, ``prepare``, ``generate`` and ``evaluate`` run on process 0 while the others wait;
+training stages run on every process.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from songglm_jax import atomic
+from songglm_jax import eval_stage
+from songglm_jax import generate
 from songglm_jax import config as config_lib
 from songglm_jax import prepare
 from songglm_jax.train import loop
@@ -93,6 +97,8 @@ RUNNERS = {
     'prepare': run_prepare_once,
     'pretrain': lambda config, workdir: loop.run_stage(config, workdir, 'pretrain'),
     'finetune': lambda config, workdir: loop.run_stage(config, workdir, 'finetune'),
+    'generate': lambda config, workdir: generate.run_stage(config, workdir),
+    'evaluate': lambda config, workdir: eval_stage.run_stage(config, workdir),
 }
 
 

@@ -8,7 +8,8 @@ a generated song pairs with the reference song of the same name.
 Files are read with the project's readers (``music/io.read_songs``); a file that gives no song is
 skipped and reported with the reader's reason (``no_lyrics``, ``no_notes``, ``unreadable``, ...;
 an unexpected reader error as ``error:<Type>``). A score with several verses gives its first
-song. Two files with one stem in the same folder tree: the first by path is used, the other is
+song. One stem in one folder in several formats is one song, read from its MIDI file
+(:func:`song_files`); one stem in two folders of a tree: the first by path is used, the other is
 skipped as ``duplicate_name``.
 """
 
@@ -55,6 +56,20 @@ def sample_sets(generated: str | os.PathLike) -> tuple[list[tuple[str, pathlib.P
   return [(p.name, p) for _, p in subs], ignored
 
 
+def song_files(root: pathlib.Path) -> list[pathlib.Path]:
+  """The song files under ``root``, one per (folder, stem): a song written in several formats
+  (``generate`` writes ``NAME.mid`` and ``NAME.musicxml``) is read once, from the first format
+  in ``music/io.SONG_EXTENSIONS`` order (MIDI first)."""
+  rank = {ext: i for i, ext in enumerate(song_io.SONG_EXTENSIONS)}
+  best: dict[tuple[pathlib.Path, str], pathlib.Path] = {}
+  for p in song_io.find_song_files(root):
+    key = (p.parent, p.stem)
+    if key not in best or rank[p.suffix.lower()] < rank[best[key].suffix.lower()]:
+      best[key] = p
+  keep = set(best.values())
+  return [p for p in song_io.find_song_files(root) if p in keep]
+
+
 def read_one(path: str) -> tuple[str, Optional[Song], str, str]:
   """Worker: (path, first song or None, skip reason, detail)."""
   try:
@@ -73,7 +88,7 @@ def read_folder(root: pathlib.Path, results: dict[str, tuple[Optional[Song], str
   """Songs of the files under ``root`` (already read into ``results``), by stem."""
   songs: dict[str, Song] = {}
   skipped: list[dict] = []
-  for path in song_io.find_song_files(root):
+  for path in song_files(root):
     shown = str(path.relative_to(display_root))
     song, reason, detail = results[str(path)]
     if song is None:
@@ -89,7 +104,7 @@ def read_folder(root: pathlib.Path, results: dict[str, tuple[Optional[Song], str
 
 
 def files_to_read(reference: pathlib.Path, sets: list[tuple[str, pathlib.Path]]) -> list[str]:
-  paths = [str(p) for p in song_io.find_song_files(reference)]
+  paths = [str(p) for p in song_files(reference)]
   for _, folder in sets:
-    paths.extend(str(p) for p in song_io.find_song_files(folder))
+    paths.extend(str(p) for p in song_files(folder))
   return sorted(set(paths))

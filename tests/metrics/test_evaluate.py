@@ -79,6 +79,20 @@ def test_identical_sets_give_oa_close_to_one_and_md_zero(layout):
   assert same['SBA_generated'] == same['SBA_reference']
 
 
+def test_one_song_in_two_formats_is_read_once_from_midi(tmp_path):
+  from songglm_jax.metrics import files
+  from songglm_jax.music import io as song_io
+  rng = np.random.default_rng(4)
+  songs = random_set(rng, 2)
+  _write(tmp_path / 'reference', songs)
+  _write(tmp_path / 'gen', songs)
+  for name, s in songs.items():  # generate writes NAME.mid and NAME.musicxml side by side
+    song_io.write_song(s, tmp_path / 'gen' / f'{name}.musicxml')
+  assert [p.suffix for p in files.song_files(tmp_path / 'gen')] == ['.mid', '.mid']
+  r = evaluation.evaluate_dirs(tmp_path / 'gen', tmp_path / 'reference')
+  assert r['num_pairs'] == 2 and r['skipped'] == {} and r['per_sample'][0]['MD'] == 0.0
+
+
 def test_transposition_lowers_oa_pch_and_partial_transposition_raises_md():
   rng = np.random.default_rng(1)
   ref = random_set(rng, 20)

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Cloud TPU VM pod slice: start the main job on every worker of the slice at once. Run it from
+# your workstation with the gcloud CLI; the repo and a venv (with jax[tpu]) must already be on
+# every worker at REPO (e.g. via --worker=all --command="git clone ... && make venv").
+#
+#   TPU=my-v5e-32 ZONE=us-west4-a launch/tpu_vm.sh CONFIG WORKDIR [--config.a.b=v ...]
+#
+# One process per TPU VM host drives all its chips; main.py detects the pod slice from the TPU
+# metadata and calls jax.distributed.initialize() itself (no coordinator flags needed). WORKDIR
+# must be a path every host sees: a mounted shared filesystem (Filestore, or a bucket through
+# gcsfuse). Re-running the same command resumes.
+set -euo pipefail
+CONFIG=${1:?usage: TPU=name ZONE=zone launch/tpu_vm.sh CONFIG WORKDIR [flags]}
+WORKDIR=${2:?usage: TPU=name ZONE=zone launch/tpu_vm.sh CONFIG WORKDIR [flags]}
+shift 2
+TPU=${TPU:?set TPU to the TPU VM name}
+ZONE=${ZONE:?set ZONE to the TPU zone}
+REPO=${REPO:-~/songglm_jax}
+PYTHON=${PYTHON:-.venv/bin/python}
+printf -v EXTRA ' %q' "$@"
+gcloud compute tpus tpu-vm ssh "$TPU" --zone="$ZONE" --worker=all --command="cd $REPO && \
+  $PYTHON -m songglm_jax.main --config=$CONFIG --workdir=$WORKDIR$EXTRA"

@@ -1,0 +1,175 @@
+"""The main job's ``evaluate`` stage: the model sings the validation songs' lyrics, the offline
+evaluation compares the results with the songs.
+
+Layout (``W/evaluate/``)::
+
+    reference/NAME.mid        the validation songs (the fine-tuning corpus' valid split when it
+                              was prepared, else the pre-training corpus'), re-read from their
+                              source files exactly as ``prepare`` read them (same windows, same
+                              syllable texts: the records hold vocabulary ids, and rare syllables
+                              would come back as <unk>)
+    generated/sample_K/       ``generate`` with ``--lyrics_from=reference`` and config.generate's
+                              settings, ``config.evaluate.num_samples`` sample sets
+    result.json, plots/       ``songglm_jax.evaluate`` of generated against reference
+
+NAME is the record's name made file-safe (``bach/bwv1.6.mxl|v2#0`` -> ``bach_bwv1.6.mxl_v2_0``).
+Re-running keeps what is done: the reference songs when the same records are chosen, the samples
+when ``generate.json`` records the same checkpoint and options, the result when it records the
+same samples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import time
+from typing import Any
+
+from absl import logging
+
+from songglm_jax import prepare
+from songglm_jax.data import records
+from songglm_jax.music import io as song_io
+from songglm_jax.music.song import Song
+
+_UNSAFE = re.compile(r'[^A-Za-z0-9._-]+')
+
+
+def file_name(record_name: str) -> str:
+  """A file stem for a record name (characters other than letters, digits, ``._-`` become _)."""
+  return _UNSAFE.sub('_', record_name).strip('_') or 'song'
+
+
+def valid_records(data_dir: pathlib.Path, num_songs: int) -> list[records.SongRecord]:
+  """The validation records of a prepared dataset, sorted by name (the first ``num_songs``;
+  0 = all).
+
+  Raises:
+    ValueError: the dataset has no validation split or it is empty.
+  """
+  path = records.split_path(data_dir, 'valid')
+  if not path.is_file():
+    raise ValueError(f'evaluate: no validation split at {path}; prepare with '
+                     'config.data.valid_fraction > 0')
+  source = records.RecordSource([path])
+  recs = sorted((source[i] for i in range(len(source))), key=lambda r: r.name)
+  if not recs:
+    raise ValueError(f'evaluate: the validation split {path} is empty; raise '
+                     'config.data.valid_fraction')
+  return recs[:num_songs] if num_songs > 0 else recs
+
+
+def reference_songs(recs: list[records.SongRecord], source: str,
+                    opts: prepare.PrepareOptions) -> tuple[dict[str, Song], list[str]]:
+  """The songs the records were made from, read again from their source files with ``opts``.
+
+  Returns:
+    ({file name: song}, names of records whose song could not be found again).
+  """
+  paths, names = prepare._input_files(source, 0)  # pylint: disable=protected-access
+  path_of = dict(zip(names, paths))  # a record's source is its file's name under the source root
+  wanted: dict[str, list[str]] = {}
+  for r in recs:
+    wanted.setdefault(r.source, []).append(r.name)
+  songs, missing = {}, []
+  for rel, rec_names in wanted.items():
+    path = path_of.get(rel)
+    found = {}
+    if path is not None:
+      result = prepare._read_one((path, rel, opts))  # pylint: disable=protected-access
+      found = {s.name: s for s in result.songs}
+    for name in rec_names:
+      if name in found:
+        songs[file_name(name)] = found[name]
+      else:
+        missing.append(name)
+  return songs, missing
+
+
+def write_reference(songs: dict[str, Song], folder: pathlib.Path) -> None:
+  """``folder/NAME.mid`` for every song; a folder holding exactly these names is kept."""
+  have = {p.stem for p in folder.glob('*.mid')} if folder.is_dir() else set()
+  if have == set(songs):
+    return
+  tmp = folder.with_name(folder.name + '.tmp')
+  if tmp.exists():
+    shutil.rmtree(tmp)
+  tmp.mkdir(parents=True)
+  for name, song in songs.items():
+    song_io.write_song(song.replace(name=name), tmp / f'{name}.mid')
+  if folder.exists():
+    shutil.rmtree(folder)
+  os.replace(tmp, folder)
+
+
+def _prepared_with(data_dir: pathlib.Path, config: Any) -> prepare.PrepareOptions:
+  """The options the dataset was prepared with (its report), else the config's."""
+  from songglm_jax import stages  # pylint: disable=import-outside-toplevel
+  try:
+    return prepare.PrepareOptions(**json.loads((data_dir / 'report.json').read_text())['options'])
+  except (OSError, ValueError, KeyError, TypeError):
+    return stages.prepare_options(config)
+
+
+def run_stage(config: Any, workdir: str | os.PathLike) -> dict:
+  """Generate for the validation songs' lyrics and evaluate; returns the result (process 0)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  result = {}
+  if jax.process_index() == 0:
+    result = _run(config, pathlib.Path(workdir))
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+    multihost_utils.sync_global_devices('evaluate done')
+  return result
+
+
+def _run(config: Any, work: pathlib.Path) -> dict:
+  from songglm_jax import generate  # pylint: disable=import-outside-toplevel
+  from songglm_jax.metrics import evaluation, report  # pylint: disable=import-outside-toplevel
+  from songglm_jax.train import loop  # pylint: disable=import-outside-toplevel
+  e = config.evaluate
+  if int(e.num_samples) < 1 or int(e.num_songs) < 0 or int(e.workers) < 1:
+    raise ValueError(f'config.evaluate: num_samples and workers must be >= 1 and num_songs >= 0, '
+                     f'got {e.num_samples}, {e.workers}, {e.num_songs}')
+  data_dir = loop.data_dir_for(work, 'finetune')
+  source = str(config.data.finetune_source if data_dir.name == 'finetune'
+               else config.data.pretrain_source)
+  out = work / 'evaluate'
+  t0 = time.perf_counter()
+  recs = valid_records(data_dir, int(e.num_songs))
+  songs, missing = reference_songs(recs, source, _prepared_with(data_dir, config))
+  if missing:
+    logging.warning('evaluate: %d validation songs not found again in %s (changed files?): %s',
+                    len(missing), source, missing[:5])
+  if not songs:
+    raise ValueError(f'evaluate: none of the {len(recs)} validation songs could be read again '
+                     f'from {source}')
+  write_reference(songs, out / 'reference')
+  print(f'[evaluate] {len(songs)} validation songs of {data_dir.name} in '
+        f'{out / "reference"}', flush=True)
+  g = config.generate
+  gen = generate.run(str(work), out / 'generated', stage=str(g.stage) or None,
+                     songs_from=str(out / 'reference'), resume=True, config=config,
+                     num_samples=int(e.num_samples))
+  stamp = {'stage': gen.get('stage'), 'step': gen.get('step'), 'options': gen.get('options'),
+           'songs': sorted(songs)}
+  done = out / 'result.json'
+  if done.is_file():
+    try:
+      old = json.loads(done.read_text())
+    except ValueError:
+      old = {}
+    if old.get('evaluate_stage') == json.loads(json.dumps(stamp)):
+      print(f'[evaluate] {done}: already evaluated with step {stamp["step"]}, kept', flush=True)
+      return old
+  result = evaluation.evaluate_dirs(out / 'generated', out / 'reference', workers=int(e.workers),
+                                    plots=(out / 'plots') if e.plots else None)
+  result['evaluate_stage'] = stamp
+  report.write_json(result, done)
+  print(report.table(result), flush=True)
+  print(f'[evaluate] {result["num_pairs"]} pairs x {result["num_sample_sets"]} sample '
+        f'sets in {time.perf_counter() - t0:.1f} s -> {done}', flush=True)
+  return json.loads(done.read_text())

@@ -44,10 +44,19 @@ def test_missing_config_file_is_one_line_error(tmp_path):
   assert len(r.stderr.strip().splitlines()) == 1 and 'no_such_config' in r.stderr
 
 
-def test_main_job_prepares_pretrains_finetunes_then_keeps_finished_stages(tmp_path):
+def test_generated_fields_of_the_config_are_the_sampled_columns():
+  from songglm_jax import config as config_lib
+  from songglm_jax.model import sampling
+  assert config_lib.GENERATED_FIELDS == sampling.NOTE_COLUMNS
+  assert config_lib.base_config().stages == 'prepare,pretrain,finetune,generate,evaluate'
+
+
+def test_main_job_runs_every_stage_then_keeps_finished_stages(tmp_path):
   """The `make run` path on a tiny corpus: every stage runs, losses fall, a re-run skips."""
   config = helpers.reference_config()
-  config.stages = 'prepare,pretrain,finetune'
+  config.stages = 'prepare,pretrain,finetune,generate,evaluate'
+  config.generate.update(plot=False, num_samples=1)
+  config.evaluate.update(num_samples=1, plots=False)
   config.data.pretrain_source = str(helpers.prepared_corpus() / 'songs')
   config.finetune.update(checkpoint_every_steps=6, eval_every_steps=12)
   work = tmp_path / 'work'
@@ -58,8 +67,14 @@ def test_main_job_prepares_pretrains_finetunes_then_keeps_finished_stages(tmp_pa
   for stage in ('pretrain', 'finetune'):
     loss = helpers.losses(work, stage)
     assert sorted(loss) == list(range(1, 13)) and loss[12] < loss[1], (stage, loss)
-  assert json.loads((work / 'config.json').read_text())['stages'] == 'prepare,pretrain,finetune'
+  assert json.loads((work / 'config.json').read_text())['stages'] == config.stages
+  samples = json.loads((work / 'samples' / 'generate.json').read_text())
+  assert samples['num_samples'] == 2 and samples['num_invalid'] == 0
+  assert samples['stage'] == 'finetune' and samples['step'] == 12
+  result = json.loads((work / 'evaluate' / 'result.json').read_text())
+  assert result['num_pairs'] == len(list((work / 'evaluate' / 'reference').glob('*.mid'))) > 0
   r = helpers.run_main(work, config)
   assert r.returncode == 0, r.stderr[-3000:]
   assert 'already prepared' in r.stdout and r.stdout.count('already trained') == 2
+  assert 'already generated' in r.stdout and 'already evaluated' in r.stdout
   assert checkpoint.load_for_inference(str(work)).stage == 'finetune'

@@ -10,15 +10,38 @@ A bad flag, an unexpected positional argument, or a ``ValueError`` raised by the
 project's convention for bad config or input) prints ``<program>: error: <message>`` on one line
 and exits with status 2 (flags) or 1 (input), without a traceback. Other exceptions are real bugs
 and keep their traceback.
+
+Log lines: absl INFO records from other libraries (Orbax writes several per checkpoint, JAX one
+per backend probe) are dropped so that the console shows the project's progress; warnings and
+errors always pass. ``--verbosity=0`` (or any explicit ``-v``) shows everything.
 """
 
 from __future__ import annotations
 
+import logging as py_logging
 import os
 import sys
 from typing import Callable, Sequence
 
 from absl import app, flags
+from absl import logging
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class _ProjectInfoOnly(py_logging.Filter):
+  """Pass warnings and errors, and INFO/DEBUG records logged from this package's files."""
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    return record.levelno >= py_logging.WARNING or os.path.abspath(
+        record.pathname).startswith(_PACKAGE_DIR)
+
+
+def quiet_other_libraries() -> None:
+  """Install :class:`_ProjectInfoOnly` on absl's handler (once)."""
+  handler = logging.get_absl_handler()
+  if not any(isinstance(f, _ProjectInfoOnly) for f in handler.filters):
+    handler.addFilter(_ProjectInfoOnly())
 
 
 def _program() -> str:
@@ -44,6 +67,8 @@ def _parse(argv: Sequence[str]) -> list[str]:
     fail(f'bad --config.* override: {e}'.replace('\n', ' '), status=2)
   if len(rest) > 1:
     fail(f'unexpected arguments: {" ".join(rest[1:])}', status=2)
+  if not flags.FLAGS['verbosity'].present:
+    quiet_other_libraries()
   return rest
 
 

@@ -153,7 +153,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Evaluation on the validation split (songglm_jax/eval_stage.py): its songs' lyrics are sung
   # with config.generate's settings and compared with the songs (songglm_jax/evaluate.py
-  # metrics) in W/evaluate/{reference,generated,result.json,plots}.
+  # metrics) in W/eval/{reference,generated,result.json,plots}.
   c.evaluate = e = ml_collections.ConfigDict()
   e.num_songs = 0           # validation songs used (the first ones by name; 0 = all)
   e.num_samples = 3         # sample sets (the paper reports mean +- std over them)

@@ -1,7 +1,7 @@
 """The main job's ``evaluate`` stage: the model sings the validation songs' lyrics, the offline
 evaluation compares the results with the songs.
 
-Layout (``W/evaluate/``)::
+Layout (``W/eval/``)::
 
     reference/NAME.mid        the validation songs (the fine-tuning corpus' valid split when it
                               was prepared, else the pre-training corpus'), re-read from their
@@ -137,7 +137,7 @@ def _run(config: Any, work: pathlib.Path) -> dict:
   data_dir = loop.data_dir_for(work, 'finetune')
   source = str(config.data.finetune_source if data_dir.name == 'finetune'
                else config.data.pretrain_source)
-  out = work / 'evaluate'
+  out = work / 'eval'
   t0 = time.perf_counter()
   recs = valid_records(data_dir, int(e.num_songs))
   songs, missing = reference_songs(recs, source, _prepared_with(data_dir, config))

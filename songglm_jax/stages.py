@@ -8,7 +8,7 @@ same config, so re-running the same command resumes. Layout::
     W/data/finetune/       prepared fine-tuning dataset (when config.data.finetune_source is set)
     W/pretrain/, W/finetune/   checkpoints, metrics.jsonl, TensorBoard events (train/loop.py)
     W/samples/             songs for config.generate's lyrics (generate.py)
-    W/evaluate/            the validation songs sung again and the metrics (eval_stage.py)
+    W/eval/                the validation songs sung again and the metrics (eval_stage.py)
 
 A stage is a function ``(config, workdir) -> None`` registered in :data:`RUNNERS`. With several
 processes, ``prepare``, ``generate`` and ``evaluate`` run on process 0 while the others wait;

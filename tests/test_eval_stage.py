@@ -20,7 +20,7 @@ def test_stage_sings_validation_lyrics_evaluates_then_keeps_the_result(tmp_path,
   config.generate.update(plot=False)
   config.evaluate.update(num_songs=3, num_samples=2, plots=False)
   stages.run(config, str(work))
-  out = work / 'evaluate'
+  out = work / 'eval'
   refs = sorted(p.stem for p in (out / 'reference').glob('*.mid'))
   recs = eval_stage.valid_records(work / 'data' / 'pretrain', 3)
   assert refs == sorted(eval_stage.file_name(r.name) for r in recs)

@@ -71,10 +71,23 @@ def test_main_job_runs_every_stage_then_keeps_finished_stages(tmp_path):
   samples = json.loads((work / 'samples' / 'generate.json').read_text())
   assert samples['num_samples'] == 2 and samples['num_invalid'] == 0
   assert samples['stage'] == 'finetune' and samples['step'] == 12
-  result = json.loads((work / 'evaluate' / 'result.json').read_text())
-  assert result['num_pairs'] == len(list((work / 'evaluate' / 'reference').glob('*.mid'))) > 0
+  result = json.loads((work / 'eval' / 'result.json').read_text())
+  assert result['num_pairs'] == len(list((work / 'eval' / 'reference').glob('*.mid'))) > 0
   r = helpers.run_main(work, config)
   assert r.returncode == 0, r.stderr[-3000:]
   assert 'already prepared' in r.stdout and r.stdout.count('already trained') == 2
   assert 'already generated' in r.stdout and 'already evaluated' in r.stdout
   assert checkpoint.load_for_inference(str(work)).stage == 'finetune'
+
+
+def test_console_keeps_project_info_and_every_warning_but_drops_library_info():
+  import logging
+  import os
+  from songglm_jax import cli
+  keep = cli._ProjectInfoOnly()  # pylint: disable=protected-access
+  record = lambda level, path: logging.LogRecord('absl', level, path, 1, 'm', (), None)
+  ours = os.path.join(os.path.dirname(cli.__file__), 'train', 'loop.py')
+  theirs = '/site-packages/orbax/checkpoint/handler.py'
+  assert keep.filter(record(logging.INFO, ours))
+  assert not keep.filter(record(logging.INFO, theirs))
+  assert keep.filter(record(logging.WARNING, theirs))

@@ -119,7 +119,9 @@ def from_text(text: str, name: str = '', *, stress_lookup: str = 'word', tempo: 
   groups = syllabify.syllabify_text(text)
   syl = [s for g in groups for s in g]
   if not syl:
-    raise ValueError(f'lyrics {name or slug(text)!r}: no words in the text')
+    shown = text.strip()[:40] + ('...' if len(text.strip()) > 40 else '')
+    raise ValueError(f'lyrics {name + " " if name else ""}{shown!r}: no words to sing '
+                     '(letters are needed)')
   ph = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
   return Lyrics(name=name or slug(text), syllables=tuple(syl), syllable_phrase=ph,
                 syllable_stress=stress.syllable_stress(syl, mode=stress_lookup), tempo=tempo,

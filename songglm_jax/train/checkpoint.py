@@ -23,8 +23,10 @@ mesh) and moves the iterator to the saved position.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging as py_logging
 import pathlib
 import shutil
 from typing import Any, Optional
@@ -32,6 +34,7 @@ from typing import Any, Optional
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 from flax import nnx
 
 from songglm_jax.data import tokenizer as tokenizer_lib
@@ -57,6 +60,21 @@ def abstract_like(tree: Any, shardings: Any) -> Any:
                       shardings)
 
 
+@contextlib.contextmanager
+def _quiet_absl(quiet: bool):
+  """absl records below ERROR dropped inside the block (when ``quiet``)."""
+  if not quiet:
+    yield
+    return
+  logger = absl_logging.get_absl_logger()
+  level = logger.level
+  logger.setLevel(py_logging.ERROR)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
 class Checkpoints:
   """The Orbax manager of one ``checkpoints`` folder (module docstring).
 
@@ -76,11 +94,12 @@ class Checkpoints:
       raise ValueError(f'{self.directory}: no checkpoints folder')
     if not read_only and keep < 1:
       raise ValueError(f'keep_checkpoints: expected >= 1, got {keep}')
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=None if read_only else keep, read_only=read_only, create=not read_only,
-        cleanup_tmp_directories=not read_only, todelete_subdir=None if read_only else TRASH,
-        enable_async_checkpointing=not read_only)
-    self._manager = ocp.CheckpointManager(self.directory, item_names=ITEMS, options=options)
+    with _quiet_absl(read_only):  # Orbax warns that a read-only manager is read-only
+      options = ocp.CheckpointManagerOptions(
+          max_to_keep=None if read_only else keep, read_only=read_only, create=not read_only,
+          cleanup_tmp_directories=not read_only, todelete_subdir=None if read_only else TRASH,
+          enable_async_checkpointing=not read_only)
+      self._manager = ocp.CheckpointManager(self.directory, item_names=ITEMS, options=options)
     self._empty_trash()
 
   def latest_step(self) -> Optional[int]:

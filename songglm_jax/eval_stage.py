@@ -39,8 +39,9 @@ _UNSAFE = re.compile(r'[^A-Za-z0-9._-]+')
 
 
 def file_name(record_name: str) -> str:
-  """A file stem for a record name (characters other than letters, digits, ``._-`` become _)."""
-  return _UNSAFE.sub('_', record_name).strip('_') or 'song'
+  """A file stem for a record name: characters other than letters, digits and ``._-`` become
+  ``_``; no leading dot (song finders skip hidden files)."""
+  return _UNSAFE.sub('_', record_name).strip('._-') or 'song'
 
 
 def valid_records(data_dir: pathlib.Path, num_songs: int) -> list[records.SongRecord]:
@@ -76,7 +77,8 @@ def reference_songs(recs: list[records.SongRecord], source: str,
     wanted.setdefault(r.source, []).append(r.name)
   songs, missing = {}, []
   for rel, rec_names in wanted.items():
-    path = path_of.get(rel)
+    # (datasets prepared before names were made root-relative name files by their path)
+    path = path_of.get(rel) or (rel if os.path.isfile(rel) else None)
     found = {}
     if path is not None:
       result = prepare._read_one((path, rel, opts))  # pylint: disable=protected-access

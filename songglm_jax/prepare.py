@@ -101,7 +101,9 @@ def _input_files(source: str, limit: int) -> tuple[list[str], list[str]]:
       root = root.parent
   if limit:
     paths = paths[:limit]
-  names = [os.path.relpath(p, root) if os.path.isabs(p) else p for p in paths]
+  # Names are relative to the source root however the root is spelled (relative or absolute):
+  # they name the records and decide the train/valid split.
+  names = [os.path.relpath(os.path.abspath(p), os.path.abspath(root)) for p in paths]
   return paths, [n.replace(os.sep, '/') for n in names]
 
 

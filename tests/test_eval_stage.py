@@ -10,6 +10,7 @@ from tests.train import helpers
 def test_file_names_are_safe_and_keep_the_record_apart():
   assert eval_stage.file_name('bach/bwv1.6.mxl|v2#0') == 'bach_bwv1.6.mxl_v2_0'
   assert eval_stage.file_name('///') == 'song'
+  assert eval_stage.file_name('../shared/finetune/1.mid') == 'shared_finetune_1.mid'
 
 
 def test_stage_sings_validation_lyrics_evaluates_then_keeps_the_result(tmp_path, capsys):

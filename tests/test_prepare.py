@@ -109,6 +109,17 @@ def test_output_is_byte_identical_whatever_the_worker_count(corpus, tmp_path):
   assert _digest(tmp_path / 'one') == _digest(tmp_path / 'two')
 
 
+def test_output_does_not_depend_on_how_the_source_path_is_spelled(corpus, tmp_path,
+                                                                   monkeypatch):
+  _run(corpus, tmp_path / 'absolute')
+  monkeypatch.chdir(corpus.parent)
+  _run(pathlib.Path(corpus.name), tmp_path / 'relative')  # a relative spelling of the same root
+  absolute = _digest(tmp_path / 'absolute')
+  relative = _digest(tmp_path / 'relative')
+  del absolute['report.json'], relative['report.json']  # it records the source as given
+  assert absolute == relative
+
+
 def test_rerun_over_existing_output_leaves_no_temporary_files(corpus, tmp_path):
   _run(corpus, tmp_path / 'out')
   _run(corpus, tmp_path / 'out')

@@ -182,6 +182,9 @@ def main():
       'seconds': seconds, 'seconds_reference': seconds_reference,
       'speedup': seconds_reference / seconds,
       'workers': args.workers, 'seconds_one_process': seconds_single,
+      'md_dtw': ('numba block sweep (metrics/dtw_compiled.py)'
+                 if distance.dtw_compiled.AVAILABLE and distance.USE_COMPILED
+                 else 'NumPy block wavefront'),
       'speedup_one_process': seconds_reference / seconds_single,
       'cpu_seconds_one_process': cpu_single, 'cpu_seconds_reference': cpu_reference,
       'speedup_cpu_one_process': cpu_reference / cpu_single,

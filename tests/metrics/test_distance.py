@@ -38,8 +38,22 @@ def test_block_dtw_is_exact_on_integer_costs():
   np.testing.assert_array_equal(distance.dtw_blocks(problems), np.array(expected, np.int64))
 
 
+def test_compiled_block_dtw_is_exact_on_integer_costs():
+  from songglm_jax.metrics import dtw_compiled
+  assert dtw_compiled.AVAILABLE, 'numba is in requirements.txt'
+  rng = np.random.default_rng(11)
+  for _ in range(300):
+    xv, xl = _random_runs(rng, int(rng.integers(1, 8)))
+    yv, yl = _random_runs(rng, int(rng.integers(1, 8)))
+    costs = np.abs(xv[:, None] - yv[None, :]).astype(np.int64)
+    got = dtw_compiled.dtw_one(xl.astype(np.int64), yl.astype(np.int64), costs)
+    assert got == oracle.dtw_cells(np.repeat(xv, xl), np.repeat(yv, yl))
+
+
+@pytest.mark.parametrize('compiled', [True, False])
 @pytest.mark.parametrize('k', [1, 3])
-def test_melody_distances_equal_cell_dtw_over_generated_length(k):
+def test_melody_distances_equal_cell_dtw_over_generated_length(k, compiled, monkeypatch):
+  monkeypatch.setattr(distance, 'USE_COMPILED', compiled)
   rng = np.random.default_rng(2 + k)
   refs = [_random_runs(rng, int(rng.integers(1, 9)), k) for _ in range(60)]
   gens = [_random_runs(rng, int(rng.integers(1, 9)), k) for _ in range(60)]

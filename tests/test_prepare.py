@@ -1,11 +1,9 @@
 import hashlib
 import json
-import os
 import pathlib
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import symusic
 

@@ -1,13 +1,10 @@
-import pathlib
-
-import numpy as np
 import pytest
 import symusic
 
 from songglm_jax.music import midi
 from songglm_jax.music.song import SongSkip
 from tests.conftest import require_sample
-from tests.songs import make_song, scale_song
+from tests.songs import scale_song
 
 
 def _write_raw(path, lyrics, notes, lyric_track_separate=True, tpq=480):

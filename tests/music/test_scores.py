@@ -1,7 +1,6 @@
 """Score reading (music21, ABC w: lines), MusicXML writing and the embedded corpus listing."""
 
 import os
-import pathlib
 
 import numpy as np
 import pytest

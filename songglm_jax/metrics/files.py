@@ -61,13 +61,14 @@ def song_files(root: pathlib.Path) -> list[pathlib.Path]:
   (``generate`` writes ``NAME.mid`` and ``NAME.musicxml``) is read once, from the first format
   in ``music/io.SONG_EXTENSIONS`` order (MIDI first)."""
   rank = {ext: i for i, ext in enumerate(song_io.SONG_EXTENSIONS)}
+  found = song_io.find_song_files(root)
   best: dict[tuple[pathlib.Path, str], pathlib.Path] = {}
-  for p in song_io.find_song_files(root):
+  for p in found:
     key = (p.parent, p.stem)
     if key not in best or rank[p.suffix.lower()] < rank[best[key].suffix.lower()]:
       best[key] = p
   keep = set(best.values())
-  return [p for p in song_io.find_song_files(root) if p in keep]
+  return [p for p in found if p in keep]
 
 
 def read_one(path: str) -> tuple[str, Optional[Song], str, str]:

@@ -172,13 +172,15 @@ def test_cli_writes_songs_for_text_lyrics(workdir, tmp_path):
   from tests.train import helpers
   cmd = [sys.executable, '-m', 'songglm_jax.generate', f'--workdir={workdir}',
          '--lyrics=Row, row, row your boat. Gently down the stream!', f'--output={tmp_path}',
-         '--num_samples=2', '--seed=4', '--top_p=0.9', '--temperature=pitch=1.1']
+         '--num_samples=2', '--seed=4', '--top_p=0.9', '--temperature=pitch=1.1',
+         '--checkpoint=latest']
   r = subprocess.run(cmd, cwd=REPO, env=helpers.subprocess_env(), capture_output=True, text=True,
                      timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
   assert 'row_row_row_your sample 1: ' in r.stdout and ' notes on 10 syllables, range ' in r.stdout
   report = json.loads((tmp_path / 'generate.json').read_text())
   assert report['num_invalid'] == 0 and report['step'] == 2 and report['stage'] == 'pretrain'
+  assert report['checkpoint'] == 'latest'
   assert report['options']['temperature']['pitch'] == 1.1
   assert report['options']['top_p'] == {f: 0.9 for f in generation.FIELDS}
   (song,), _ = song_io.read_songs(tmp_path / 'sample_1' / 'row_row_row_your.mid')
@@ -225,3 +227,46 @@ def test_stage_writes_samples_then_keeps_them(workdir, capsys):
   config.generate.num_samples = 1
   generate.run_stage(config, workdir)
   assert json.loads(done.read_text())['num_samples'] == 2
+
+
+def test_checkpoint_choice_flag_then_config_then_best():
+  c = ml_collections.ConfigDict({'generate': _generate_section(checkpoint='latest')})
+  assert generate.checkpoint_choice(c) == 'latest'
+  assert generate.checkpoint_choice(c, 'best') == 'best'
+  old = ml_collections.ConfigDict({'generate': _generate_section()})  # an older config.json
+  assert generate.checkpoint_choice(old) == generate.checkpoint_choice(None) == 'best'
+  with pytest.raises(ValueError, match=r"^--checkpoint: expected one of \('best', 'latest'\), "
+                     "got 'newest'$"):
+    generate.checkpoint_choice(c, 'newest')
+  c.generate.checkpoint = 'last'
+  with pytest.raises(ValueError, match='^config.generate.checkpoint: expected one of'):
+    generate.checkpoint_choice(c)
+
+
+def test_resume_regenerates_when_the_checkpoint_changes(workdir, tmp_path, capsys):
+  import shutil
+  from songglm_jax.train import checkpoint
+  from tests.train import helpers
+  work = tmp_path / 'work'
+  shutil.copytree(workdir, work, ignore=shutil.ignore_patterns('samples'))
+  out = tmp_path / 'out'
+  config = helpers.tiny_config()
+  config.generate = _generate_section(num_samples=1)  # no checkpoint field: 'best'
+  sing = lambda **kw: generate.run(str(work), out, text='la la la', resume=True, config=config,
+                                   **kw)
+  first = sing()
+  assert (first['checkpoint'], first['step']) == ('latest', 2)  # no best: the newest
+  best = checkpoint.BestCheckpoint(work / 'pretrain', start=2)
+  try:
+    best.offer(1, checkpoint.load_for_inference(str(work)).params, 1.0)
+  finally:
+    best.close()
+  capsys.readouterr()
+  second = sing()
+  assert (second['checkpoint'], second['step']) == ('best', 1)
+  assert 'already generated' not in capsys.readouterr().out
+  assert sing()['step'] == 1 and 'already generated' in capsys.readouterr().out
+  third = sing(checkpoint='latest')
+  assert (third['checkpoint'], third['step']) == ('latest', 2)
+  assert 'already generated' not in capsys.readouterr().out
+  assert json.loads((out / 'generate.json').read_text())['checkpoint'] == 'latest'

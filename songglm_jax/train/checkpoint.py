@@ -19,6 +19,13 @@ step may donate them) and the files are written in the background; ``close`` wai
 Resume order (``train/loop.py``): build the pipeline iterator and the sharded state, then
 ``restore(latest_step, state, iterator)`` puts the saved arrays onto the state's shardings (any
 mesh) and moves the iterator to the saved position.
+
+Beside them, the parameters with the lowest held-out loss so far (:class:`BestCheckpoint`)::
+
+    W/<stage>/best/<step>/model/   Orbax, the parameters alone (one step kept)
+    W/<stage>/best.json            {"step": N, "eval_loss": x}, written once best/<N> is final
+
+:func:`load_for_inference` loads the best step (default) or the newest one.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import contextlib
 import dataclasses
 import json
 import logging as py_logging
+import math
 import pathlib
 import shutil
 from typing import Any, Optional
@@ -37,11 +45,15 @@ import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 from flax import nnx
 
+from songglm_jax import atomic
 from songglm_jax.data import tokenizer as tokenizer_lib
 from songglm_jax.model import GLM, ModelConfig
 from songglm_jax.train.step import TrainState
 
 ITEMS = ('model', 'optimizer', 'data')
+BEST_ITEMS = ('model',)  # W/<stage>/best/<step>/: the parameters alone
+BEST_DIR, BEST_JSON = 'best', 'best.json'
+KINDS = ('best', 'latest')  # which checkpoint load_for_inference restores
 TRASH = '.trash'
 STAGE_FILES = ('config.json', 'vocab.json')  # written by the loop beside checkpoints/
 
@@ -81,25 +93,29 @@ class Checkpoints:
   Every process of a multi-process run must make the same calls (saves are collective).
   """
 
-  def __init__(self, directory: str | pathlib.Path, *, keep: int = 3, read_only: bool = False):
+  def __init__(self, directory: str | pathlib.Path, *, keep: Optional[int] = 3,
+               read_only: bool = False, items: tuple[str, ...] = ITEMS):
     """
     Args:
       directory: the checkpoints folder (created unless ``read_only``).
-      keep: newest steps kept; older ones are deleted after each save.
+      keep: newest steps kept; older ones are deleted after each save (None: every step is
+        kept until :meth:`delete`).
       read_only: never write, delete or clean up (for loading while another run trains).
+      items: the items of a step (:data:`ITEMS`; :data:`BEST_ITEMS` for a parameters-only
+        folder).
     """
     self.directory = pathlib.Path(directory).absolute()
     self._read_only = read_only
     if read_only and not self.directory.is_dir():
       raise ValueError(f'{self.directory}: no checkpoints folder')
-    if not read_only and keep < 1:
+    if not read_only and keep is not None and keep < 1:
       raise ValueError(f'keep_checkpoints: expected >= 1, got {keep}')
     with _quiet_absl(read_only):  # Orbax warns that a read-only manager is read-only
       options = ocp.CheckpointManagerOptions(
           max_to_keep=None if read_only else keep, read_only=read_only, create=not read_only,
           cleanup_tmp_directories=not read_only, todelete_subdir=None if read_only else TRASH,
           enable_async_checkpointing=not read_only)
-      self._manager = ocp.CheckpointManager(self.directory, item_names=ITEMS, options=options)
+      self._manager = ocp.CheckpointManager(self.directory, item_names=items, options=options)
     self._empty_trash()
 
   def latest_step(self) -> Optional[int]:
@@ -124,6 +140,23 @@ class Checkpoints:
         model=ocp.args.StandardSave(state.params),
         optimizer=ocp.args.StandardSave(_optimizer_item(state)),
         data=grain.checkpoint.CheckpointSave(iterator)))
+
+  def save_params(self, step: int, params: Any) -> None:
+    """Save the ``model`` item alone (a :data:`BEST_ITEMS` folder) as ``step``; asynchronous
+    like :meth:`save`, and a step already on disk is left alone."""
+    if self._read_only:
+      raise ValueError(f'{self.directory}: opened read-only')
+    if step in self._manager.all_steps():
+      return
+    self._empty_trash()
+    self._manager.save(step, args=ocp.args.Composite(model=ocp.args.StandardSave(params)))
+
+  def delete(self, step: int) -> None:
+    """Delete ``step`` (renamed into ``.trash/`` first, so it never looks whole half-deleted)."""
+    if self._read_only:
+      raise ValueError(f'{self.directory}: opened read-only')
+    self._manager.delete(step)
+    self._empty_trash()
 
   def restore(self, step: int, like: TrainState, iterator: Any = None) -> TrainState:
     """The state saved at ``step``, placed like ``like`` (its shapes, dtypes and shardings).
@@ -169,6 +202,129 @@ def _optimizer_item(state: TrainState) -> dict[str, Any]:
   return {'opt_state': state.opt_state, 'step': state.step, 'rng': state.rng}
 
 
+# ---- the best held-out loss of a stage -------------------------------------------------------
+
+def read_best(stage_dir: str | pathlib.Path) -> Optional[dict[str, Any]]:
+  """``W/<stage>/best.json`` as ``{'step': int, 'eval_loss': float}``; None when it is absent,
+  unreadable or not a positive step with a finite loss."""
+  path = pathlib.Path(stage_dir) / BEST_JSON
+  if not path.is_file():
+    return None
+  try:
+    record = json.loads(path.read_text())
+    step, loss = int(record['step']), float(record['eval_loss'])
+  except (OSError, ValueError, TypeError, KeyError) as e:
+    absl_logging.warning('%s: unreadable (%s); ignored', path, e)
+    return None
+  if step < 1 or not math.isfinite(loss):
+    return None
+  return {'step': step, 'eval_loss': loss}
+
+
+class BestCheckpoint:
+  """The parameters with the lowest held-out loss of a training stage so far (module docstring).
+
+  Order of writes: :meth:`offer` saves ``best/<N>`` (asynchronously); :meth:`settle` (the loop
+  calls it one train step later, and :meth:`close` on every exit) waits until Orbax has
+  finalised it, then process 0 points ``best.json`` at N, and only then are the older steps
+  deleted. So ``best.json`` never names an unfinished or deleted step; a crash in between
+  leaves an extra step, deleted at the next start.
+
+  Resume: the record is kept when its step is at most ``start`` (the step training resumes
+  from) and its folder exists; otherwise (a record from steps that are re-run, a missing folder,
+  an unreadable ``best.json``) the stage starts without a best. Every process of a
+  multi-process run must make the same calls (saves are collective).
+
+  Attributes:
+    step: the step of the best held-out loss so far (None: none yet).
+    eval_loss: that loss (token-weighted mean cross-entropy, nats; inf: none yet).
+  """
+
+  def __init__(self, stage_dir: str | pathlib.Path, start: int):
+    """
+    Args:
+      stage_dir: ``W/<stage>``.
+      start: the step training resumes from (0: a fresh start, so any earlier best is stale).
+    """
+    self.stage_dir = pathlib.Path(stage_dir)
+    self.path = self.stage_dir / BEST_JSON
+    self.step: Optional[int] = None
+    self.eval_loss: float = math.inf
+    self._pending: Optional[tuple[int, float]] = None
+    folder = self.stage_dir / BEST_DIR
+    self._ckpt: Optional[Checkpoints] = None
+    try:
+      if folder.exists() and not folder.is_dir():
+        raise ValueError('not a folder')
+      self._ckpt = Checkpoints(folder, keep=None, items=BEST_ITEMS)
+      self._resume(start)
+    except Exception as e:  # pylint: disable=broad-except  # a broken best never stops training
+      absl_logging.warning('%s: unusable (%s); started afresh', folder, e)
+      if self._ckpt is not None:
+        with contextlib.suppress(Exception):
+          self._ckpt.close()
+      self.step, self.eval_loss = None, math.inf
+      if jax.process_index() == 0:
+        self.path.unlink(missing_ok=True)
+        if folder.is_dir():
+          shutil.rmtree(folder)
+        else:
+          folder.unlink(missing_ok=True)
+      if jax.process_count() > 1:
+        from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+        multihost_utils.sync_global_devices('best checkpoint reset')
+      self._ckpt = Checkpoints(folder, keep=None, items=BEST_ITEMS)
+
+  def _resume(self, start: int) -> None:
+    """Adopt ``best.json`` when it names a saved step <= ``start``; delete every other step."""
+    record = read_best(self.stage_dir)
+    steps = self._ckpt.all_steps()
+    if record is not None and (record['step'] > start or record['step'] not in steps):
+      why = 'not saved' if record['step'] <= start else f'past step {start}, where training resumes'
+      absl_logging.warning('%s: step %d is %s; the stage has no best checkpoint yet', self.path,
+                           record['step'], why)
+      record = None
+    if record is not None:
+      self.step, self.eval_loss = record['step'], record['eval_loss']
+    elif jax.process_index() == 0:
+      self.path.unlink(missing_ok=True)  # before the steps it may name are deleted
+    for step in steps:
+      if step != self.step:
+        self._ckpt.delete(step)
+
+  def offer(self, step: int, params: Any, eval_loss: float) -> bool:
+    """Save ``params`` (of ``step``) when ``eval_loss`` is below every earlier one; returns
+    whether it did. Returns once the arrays are off the devices."""
+    if not eval_loss < self.eval_loss:  # also False for NaN
+      return False
+    self.settle()
+    self._ckpt.save_params(step, params)
+    self._pending = (int(step), float(eval_loss))
+    self.step, self.eval_loss = int(step), float(eval_loss)
+    return True
+
+  def settle(self) -> None:
+    """Wait for the pending save, point ``best.json`` at it, delete the older steps (no-op
+    without a pending save)."""
+    if self._pending is None:
+      return
+    step, loss = self._pending
+    self._ckpt.wait()  # raises if the save failed: best.json then keeps its old step
+    self._pending = None
+    if jax.process_index() == 0:
+      atomic.write_json(self.path, {'step': step, 'eval_loss': loss})
+    for old in self._ckpt.all_steps():
+      if old != step:
+        self._ckpt.delete(old)
+
+  def close(self) -> None:
+    """:meth:`settle`, then close the manager (also when settling fails)."""
+    try:
+      self.settle()
+    finally:
+      self._ckpt.close()
+
+
 # ---- read-only loading for generation and evaluation ----------------------------------------
 
 @dataclasses.dataclass
@@ -185,6 +341,10 @@ class Inference:
     params: its parameters (nnx.State, float32, on the first local device).
     step: the checkpoint step the parameters come from.
     stage: 'pretrain' or 'finetune'.
+    checkpoint: 'best' (``W/<stage>/best/<step>``, the lowest held-out loss) or 'latest' (the
+      newest ``W/<stage>/checkpoints/<step>``).
+    prompt_mask: the whole-melody cue of the run's fine-tuning layout
+      (``config.pipeline.finetune_mask``; 'MASK' for runs that predate the field).
   """
   config: ml_collections.ConfigDict
   model_cfg: ModelConfig
@@ -194,6 +354,8 @@ class Inference:
   params: nnx.State
   step: int
   stage: str = ''
+  checkpoint: str = 'latest'
+  prompt_mask: str = 'MASK'
 
   def model(self) -> GLM:
     return nnx.merge(self.graphdef, self.params)
@@ -226,13 +388,42 @@ def abstract_params(model_cfg: ModelConfig, field_sizes: dict[str, int]) -> tupl
   return graphdef, params
 
 
-def load_for_inference(workdir: str, stage: str | None = None) -> Inference:
-  """The newest checkpoint of ``W/<stage>`` (default: 'finetune' if it has one, else
-  'pretrain'), restored read-only onto the first local device.
+def _restore_best(stage_dir: pathlib.Path, like: Any) -> Optional[tuple[int, Any]]:
+  """(step, parameters) of ``W/<stage>/best/<step>`` named by ``best.json``; None when there is
+  none or it does not restore (logged)."""
+  record = read_best(stage_dir)
+  if record is None:
+    return None
+  step = record['step']
+  try:
+    ckpt = Checkpoints(stage_dir / BEST_DIR, read_only=True, items=BEST_ITEMS)
+    try:
+      if step not in ckpt.all_steps():
+        raise ValueError(f'no complete step {step}')
+      return step, ckpt.restore_params(step, like)
+    finally:
+      ckpt.close()
+  except Exception as e:  # pylint: disable=broad-except  # any unusable best falls back
+    absl_logging.warning('%s: the best checkpoint (step %d) does not restore (%s); using the '
+                         'newest checkpoint', stage_dir / BEST_DIR, step, e)
+    return None
+
+
+def load_for_inference(workdir: str, stage: str | None = None, which: str = 'best') -> Inference:
+  """A checkpoint of ``W/<stage>`` (default: 'finetune' if it has one, else 'pretrain'),
+  restored read-only onto the first local device.
+
+  Args:
+    which: 'best': the step of the lowest held-out loss (``W/<stage>/best.json``) when the
+      stage has one that restores, else the newest; 'latest': the newest.
+      ``Inference.checkpoint`` says which was used.
 
   Raises:
-    ValueError: the workdir has no checkpoint (of that stage), or its files are unreadable.
+    ValueError: a bad ``which``, the workdir has no checkpoint (of that stage), or its files are
+      unreadable.
   """
+  if which not in KINDS:
+    raise ValueError(f'checkpoint: expected one of {KINDS}, got {which!r}')
   work = pathlib.Path(workdir)
   if stage is None:
     stage = next((s for s in ('finetune', 'pretrain') if _has_checkpoint(work / s)), None)
@@ -251,14 +442,20 @@ def load_for_inference(workdir: str, stage: str | None = None) -> Inference:
   graphdef, params = abstract_params(model_cfg, sizes)
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   like = abstract_like(params, jax.tree.map(lambda _: device, params))
-  ckpt = Checkpoints(stage_dir / 'checkpoints', read_only=True)
-  try:
-    step = ckpt.latest_step()
-    if step is None:
-      raise ValueError(f'{ckpt.directory}: no complete checkpoint')
-    restored = ckpt.restore_params(step, like)
-  finally:
-    ckpt.close()
+  best = _restore_best(stage_dir, like) if which == 'best' else None
+  if best is not None:
+    (step, restored), kind = best, 'best'
+  else:
+    kind = 'latest'
+    ckpt = Checkpoints(stage_dir / 'checkpoints', read_only=True)
+    try:
+      step = ckpt.latest_step()
+      if step is None:
+        raise ValueError(f'{ckpt.directory}: no complete checkpoint')
+      restored = ckpt.restore_params(step, like)
+    finally:
+      ckpt.close()
   return Inference(config=config, model_cfg=model_cfg, field_sizes=dict(sizes),
                    tokenizer=tokenizer, graphdef=graphdef, params=restored, step=int(step),
-                   stage=stage)
+                   stage=stage, checkpoint=kind,
+                   prompt_mask=str(stage_config.get('pipeline', {}).get('finetune_mask', 'MASK')))

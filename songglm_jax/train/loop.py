@@ -1,6 +1,7 @@
 """The training stages ``pretrain`` and ``finetune``: data, state, steps, evaluation, checkpoints.
 
     W/<stage>/checkpoints/<step>/  Orbax: model, optimizer (+ step, rng), data iterator
+    W/<stage>/best/<step>/, best.json  the parameters of the lowest held-out loss so far
     W/<stage>/metrics.jsonl        one record per logged step and per evaluation (logger.py)
     W/<stage>/events.out.tfevents* TensorBoard
     W/<stage>/config.json          the resolved config the stage started with
@@ -14,6 +15,10 @@ Resume: re-running the same command continues from the newest checkpoint (state 
 position), so on CPU every step's loss equals the uninterrupted run's; a finished stage is
 skipped. The settings that shape the run (seed, data, pipeline, model, optim and the stage's
 own steps/batch/rates) must be unchanged to resume -- W/<stage>/config.json is compared.
+
+Best checkpoint: an evaluation whose loss is below every earlier one of the stage (best.json
+keeps the record across a resume) saves the parameters alone as W/<stage>/best/<step>
+(checkpoint.BestCheckpoint); generation loads it by default.
 
 Step order (one step of host work overlaps the device): dispatch step s, then read the metrics
 of step s-1; before an evaluation or a save at step s its metrics are read first, so a
@@ -224,6 +229,7 @@ def run_stage(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   total = int(section.num_train_steps)
   primary = jax.process_index() == 0
   ckpt = ckpt_lib.Checkpoints(stage_dir / 'checkpoints', keep=int(section.keep_checkpoints))
+  best = None
   try:
     start = ckpt.latest_step() or 0
     if start:
@@ -232,7 +238,9 @@ def run_stage(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
       if primary:
         print(f'[{stage}] already trained: checkpoint {ckpt.directory / str(start)}, kept')
       return {'stage': stage, 'step': start, 'skipped': True}
-    return _train(config, work, stage, ckpt, start, primary)
+    if section.eval_every_steps > 0:
+      best = ckpt_lib.BestCheckpoint(stage_dir, start)
+    return _train(config, work, stage, ckpt, best, start, primary)
   except NonFiniteLoss as e:
     ckpt.wait()
     last = ckpt.latest_step()
@@ -240,11 +248,15 @@ def run_stage(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
     raise NonFiniteLoss(f'{e}; training stopped, last good checkpoint: {kept}. Lower '
                         f'config.{stage}.learning_rate or check the data, then re-run to resume')
   finally:
-    ckpt.close()
+    try:
+      if best is not None:
+        best.close()
+    finally:
+      ckpt.close()
 
 
-def _train(config, work: pathlib.Path, stage: str, ckpt: ckpt_lib.Checkpoints, start: int,
-           primary: bool) -> dict[str, Any]:
+def _train(config, work: pathlib.Path, stage: str, ckpt: ckpt_lib.Checkpoints,
+           best: Optional[ckpt_lib.BestCheckpoint], start: int, primary: bool) -> dict[str, Any]:
   section = config[stage]
   stage_dir = work / stage
   total = int(section.num_train_steps)
@@ -293,15 +305,15 @@ def _train(config, work: pathlib.Path, stage: str, ckpt: ckpt_lib.Checkpoints, s
         plan, shardings)
     evaluator = Evaluator(data_dir, opts, stage, graphdef, plan, shardings.params,
                           int(section.eval_batches)) if section.eval_every_steps > 0 else None
-    return _steps(config, stage, state, it, train_step, evaluator, ckpt, log, plan, start,
+    return _steps(config, stage, state, it, train_step, evaluator, ckpt, best, log, plan, start,
                   model_cfg, sizes)
   finally:
     getattr(it, 'close', lambda: None)()
     log.close()
 
 
-def _steps(config, stage, state, it, train_step, evaluator, ckpt, log, plan, start, model_cfg,
-           sizes) -> dict[str, Any]:
+def _steps(config, stage, state, it, train_step, evaluator, ckpt, best, log, plan, start,
+           model_cfg, sizes) -> dict[str, Any]:
   section = config[stage]
   total = int(section.num_train_steps)
   size = int(section.batch_size)
@@ -339,6 +351,8 @@ def _steps(config, stage, state, it, train_step, evaluator, ckpt, log, plan, sta
     if step == start + 1:
       inputs_lib.check_batch(local, model_cfg, sizes)
     state, metrics = train_step(state, _global(local, plan.batch_sharding(), size))
+    if best is not None:
+      best.settle()  # a best saved at the previous step: its wait overlaps this step
     if pending is not None:
       finish(*pending)
     pending = (step, metrics)
@@ -350,9 +364,11 @@ def _steps(config, stage, state, it, train_step, evaluator, ckpt, log, plan, sta
     if do_eval:
       ev = evaluator(state.params)
       if ev is not None:
+        new_best = best is not None and best.offer(step, state.params, ev['loss'])
         log.write(step, {f'eval_{k}': v for k, v in ev.items()}, 'eval')
         log.say(f'eval @ {step}: loss {ev["loss"]:.4f} ({logger_lib.field_text(ev, fields)}) '
-                f'accuracy ({logger_lib.field_text(ev, fields, "accuracy_")})')
+                f'accuracy ({logger_lib.field_text(ev, fields, "accuracy_")})'
+                f'{", best so far" if new_best else ""}')
         summary['eval_loss'] = ev['loss']
       elif evaluator.note:
         log.say(evaluator.note)
@@ -366,6 +382,10 @@ def _steps(config, stage, state, it, train_step, evaluator, ckpt, log, plan, sta
   seconds = time.perf_counter() - t_start
   summary.update(step=total, seconds=seconds, checkpoint=str(ckpt.directory / str(total)))
   ev = f'; eval loss {summary["eval_loss"]:.4f}' if 'eval_loss' in summary else ''
+  if best is not None and best.step is not None:
+    best.settle()
+    summary.update(best_step=best.step, best_eval_loss=best.eval_loss)
+    ev += f' (best {best.eval_loss:.4f} at step {best.step})'
   log.say(f'done: steps {start + 1}..{total} in {logger_lib.duration_text(seconds)}; loss '
           f'{summary.get("first_loss", float("nan")):.4f} -> '
           f'{summary.get("last_loss", float("nan")):.4f}{ev}; checkpoint {summary["checkpoint"]}')

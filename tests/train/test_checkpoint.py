@@ -94,8 +94,8 @@ def test_an_unfinished_step_folder_is_ignored_and_removed(tmp_path):
 def test_load_for_inference_prefers_finetune_and_restores_the_model_alone(tmp_path):
   work = tmp_path / 'work'
   shutil.copytree(helpers.reference_run(), work)
-  got = ckpt_lib.load_for_inference(str(work))
-  assert (got.stage, got.step) == ('pretrain', 12)
+  got = ckpt_lib.load_for_inference(str(work), which='latest')
+  assert (got.stage, got.step, got.checkpoint) == ('pretrain', 12, 'latest')
   saved = ckpt_lib.Checkpoints(work / 'pretrain' / 'checkpoints', read_only=True)
   state, _ = _state_and_iterator()
   want = saved.restore(12, state).params
@@ -106,7 +106,7 @@ def test_load_for_inference_prefers_finetune_and_restores_the_model_alone(tmp_pa
   # A fine-tuned checkpoint takes precedence.
   shutil.copytree(work / 'pretrain', work / 'finetune')
   shutil.rmtree(work / 'finetune' / 'checkpoints' / '12')
-  got = ckpt_lib.load_for_inference(str(work))
+  got = ckpt_lib.load_for_inference(str(work), which='latest')
   assert (got.stage, got.step) == ('finetune', 9)
   model = got.model()
   assert set(model.heads.keys()) == set(got.model_cfg.target_fields)

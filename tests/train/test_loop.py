@@ -105,8 +105,8 @@ def test_finetune_starts_from_the_pretrained_parameters(tmp_path):
   config.stages = 'pretrain,finetune'
   config.finetune.update(checkpoint_every_steps=12, eval_every_steps=12)
   stages.run(config, str(work))
-  pre = ckpt_lib.load_for_inference(str(work), 'pretrain')
-  fine = ckpt_lib.load_for_inference(str(work), 'finetune')
+  pre = ckpt_lib.load_for_inference(str(work), 'pretrain', which='latest')  # the warm start
+  fine = ckpt_lib.load_for_inference(str(work), 'finetune', which='latest')
   assert fine.step == 12
   # 12 small AdamW updates from the pre-trained values, not from a fresh initialisation.
   moved = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(fine.params),
@@ -117,7 +117,7 @@ def test_finetune_starts_from_the_pretrained_parameters(tmp_path):
 
 
 def test_warm_start_reindexes_syllable_rows_to_the_new_vocabulary(tmp_path):
-  pre = ckpt_lib.load_for_inference(str(helpers.reference_run()), 'pretrain')
+  pre = ckpt_lib.load_for_inference(str(helpers.reference_run()), 'pretrain', which='latest')
   other = helpers.prepared_corpus(1) / 'data' / 'pretrain'  # other songs, other vocabulary
   vocab = ckpt_lib.read_tokenizer(other / 'vocab.json').vocab
   sizes = ckpt_lib.read_tokenizer(other / 'vocab.json').field_sizes

@@ -86,6 +86,9 @@ def base_config() -> ml_collections.ConfigDict:
   p.song_rate = 0.5         # share of notes in the single song-level span (long-span MASK)
   p.mean_span_length = 5.0  # random-span fallback when a song's n-grams cannot reach word_rate
   p.shuffle_spans = True    # Part B spans in random order
+  p.finetune_mask = 'MASK'  # fine-tuning's (and generation's) cue for the whole melody: 'MASK'
+                            # as the public SongGLM code does, or 'LMASK', the token
+                            # pre-training shows for its song-level span
   p.task_weights = ml_collections.ConfigDict(  # relative weights of the pre-training tasks
       dict(ngram_smr=1.0, ngram_srr=1.0, phrase=1.0, song=1.0))
   # The batch size is a property of a training stage: config.pretrain/finetune.batch_size.
@@ -108,6 +111,13 @@ def base_config() -> ml_collections.ConfigDict:
   m.num_phrase_ids = 128    # rows of the phrase_id table (the tokenizer's phrase-id range)
   m.layer_norm_epsilon = 1e-5  # epsilon of every LayerNorm
   m.target_fields = 'bar,position,duration,pitch,word_id'  # fields with an output head
+  m.field_conditioning = 'none'  # 'none': the note fields are predicted (and sampled)
+                            # independently from one hidden state; 'chain': each field's head
+                            # also sees the fields drawn before it (word, bar, position,
+                            # duration, pitch; model/chain.py)
+  m.chain_hidden = 0        # hidden width of the chain's per-field MLPs (0 = d_model)
+  m.phrase_position = False  # embed each syllable's distance to its phrase's end and start
+                            # (and a note's, of its syllable; model/phrase_position.py)
 
   c.optim = o = ml_collections.ConfigDict()  # AdamW after global-norm clipping (train/optim.py)
   o.b1 = 0.9                # Adam beta1
@@ -132,11 +142,13 @@ def base_config() -> ml_collections.ConfigDict:
   h.rules = DEFAULT_RULES   # logical axis name -> mesh axes ('name=a+b, other=', one place)
 
   # Generation (songglm_jax/generate.py, generation.GenerateOptions); the generate stage sings
-  # these lyrics with the newest checkpoint into W/samples/sample_K/.
+  # these lyrics with the checkpoint g.checkpoint chooses into W/samples/sample_K/.
   c.generate = g = ml_collections.ConfigDict()
   g.lyrics = SAMPLE_LYRICS  # plain text; '|' separates songs; lines and . , ! ? ; : end phrases
   g.lyrics_from = ''        # or a folder of songs whose lyrics to sing (instead of lyrics)
   g.stage = ''              # checkpoint stage: '' = finetune when it has one, else pretrain
+  g.checkpoint = 'best'     # 'best' = the lowest held-out loss checkpoint of the stage when it
+                            # has one (W/<stage>/best.json), else the newest; 'latest' = the newest
   g.num_samples = 2         # samples per song (the public SongGLM setting is 10)
   g.batch_size = 20         # decoded rows per jitted call (rows are padded to one shape)
   g.temperature = _per_field(0.9)  # per note field; <= 0 is greedy

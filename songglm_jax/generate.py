@@ -2,7 +2,8 @@ r"""Lyrics -> songs on disk with a trained workdir.
 
     python -m songglm_jax.generate --workdir=W (--lyrics="..." | --lyrics_file=F |
         --lyrics_from=DIR) --output=OUT [--num_samples=N] [--seed=S] [--temperature=T]
-        [--top_k=K] [--top_p=P] [--plot] [--stage=finetune] [--noconstrained]
+        [--top_k=K] [--top_p=P] [--plot] [--stage=finetune] [--checkpoint=best|latest]
+        [--noconstrained]
 
 Writes ``OUT/sample_K/NAME.mid`` (one lyric event per syllable at its first note) and
 ``OUT/sample_K/NAME.musicxml`` (syllables under the notes) for K = 0 .. N-1, with ``--plot`` also
@@ -14,6 +15,10 @@ separated by ``|``; in text, lines and ``. , ! ? ; :`` end phrases.
 Sampling settings: ``--temperature`` / ``--top_k`` / ``--top_p`` take one value for every field
 (``0.9``) or per field (``pitch=1.0,bar=0.8``); unset ones come from the workdir's
 ``config.generate`` when it has one, else from ``generation.GenerateOptions``.
+
+Checkpoint: ``--checkpoint`` (default ``config.generate.checkpoint``, 'best' when the workdir's
+config predates it): 'best' = the stage's lowest held-out loss checkpoint when it has one, else
+the newest; 'latest' = the newest. ``generate.json`` records the kind used and its step.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ def define_flags() -> None:
   flags.DEFINE_string('workdir', None, 'trained workdir (checkpoints, config.json)')
   flags.DEFINE_string('stage', None, 'checkpoint of this training stage (default: finetune when '
                       'it has one, else pretrain)')
+  flags.DEFINE_string('checkpoint', None, "'best' (lowest held-out loss, else the newest) or "
+                      "'latest' (default: config.generate.checkpoint)")
   flags.DEFINE_string('lyrics', None, 'lyrics text; several songs separated by "|"')
   flags.DEFINE_string('lyrics_file', None, 'a UTF-8 text file of lyrics (one song)')
   flags.DEFINE_string('lyrics_from', None, 'folder (or file) of songs whose lyrics to sing')
@@ -89,6 +96,25 @@ def options(config: Any, **overrides) -> generation.GenerateOptions:
   opts = dataclasses.replace(opts, **changed)
   opts.validate()
   return opts
+
+
+def checkpoint_choice(config: Any, flag: Optional[str] = None) -> str:
+  """'best' or 'latest': ``flag`` (``--checkpoint``) when given, else
+  ``config.generate.checkpoint``, else 'best' (a config without the field, e.g. an older
+  workdir's ``config.json``).
+
+  Raises:
+    ValueError: any other value.
+  """
+  from songglm_jax.train import checkpoint  # pylint: disable=import-outside-toplevel
+  if flag is not None:
+    value, where = flag, '--checkpoint'
+  else:
+    section = config.generate if config is not None and 'generate' in config else {}
+    value, where = section.get('checkpoint', 'best'), 'config.generate.checkpoint'
+  if value not in checkpoint.KINDS:
+    raise ValueError(f'{where}: expected one of {checkpoint.KINDS}, got {value!r}')
+  return str(value)
 
 
 def _check_one_source(text, text_file, songs_from) -> None:
@@ -183,10 +209,12 @@ def _options_dict(opts: generation.GenerateOptions) -> dict:
 def generate_to_dir(model_cfg, field_sizes, tokenizer, graphdef, params,
                     lyrics: Sequence[lyrics_lib.Lyrics], output: str | os.PathLike,
                     opts: generation.GenerateOptions, *, plot: bool = False,
-                    extra: Optional[dict] = None) -> dict:
+                    extra: Optional[dict] = None, prompt_mask: str = 'MASK') -> dict:
   """Generate and write every sample of ``lyrics`` under ``output``; also writes
-  ``output/generate.json`` and returns its content."""
-  gen = generation.Generator(model_cfg, field_sizes, tokenizer, graphdef, params, opts)
+  ``output/generate.json`` and returns its content. ``prompt_mask``: the model's fine-tuning
+  cue (``Inference.prompt_mask``)."""
+  gen = generation.Generator(model_cfg, field_sizes, tokenizer, graphdef, params, opts,
+                             prompt_mask=prompt_mask)
   t0 = time.perf_counter()
   rows = [0]
 
@@ -209,21 +237,27 @@ def generate_to_dir(model_cfg, field_sizes, tokenizer, graphdef, params,
 def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
         text: Optional[str] = None, text_file: Optional[str] = None,
         songs_from: Optional[str] = None, plot: bool = False, resume: bool = False,
-        config: Any = None, **overrides) -> dict:
+        config: Any = None, checkpoint: Optional[str] = None, **overrides) -> dict:
   """Load the workdir's checkpoint and generate (the CLI and the main job's stage call this).
 
   Args:
     stage: checkpoint stage ('pretrain' / 'finetune'; None: finetune when it has one).
     text, text_file, songs_from: the lyrics source (exactly one).
-    resume: keep ``output`` as it is when its ``generate.json`` records the same checkpoint,
-      lyrics source and options.
+    resume: keep ``output`` as it is when its ``generate.json`` records the same checkpoint
+      (kind and step), lyrics source and options.
     config: the config whose ``generate`` section and ``seed`` to use (default: the workdir's
       ``config.json``).
+    checkpoint: 'best' or 'latest' (None: from the config; see :func:`checkpoint_choice`).
     overrides: GenerateOptions fields (None = from the config; see :func:`options`).
   """
-  from songglm_jax.train import checkpoint  # pylint: disable=import-outside-toplevel
+  from songglm_jax.train import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
   _check_one_source(text, text_file, songs_from)  # before the (slower) checkpoint load
-  inf = checkpoint.load_for_inference(workdir, stage)
+  source = config
+  if source is None and checkpoint is None:  # the workdir's (when missing, the load says so)
+    path = pathlib.Path(workdir) / 'config.json'
+    source = ckpt_lib.read_config(path) if path.is_file() else None
+  which = checkpoint_choice(source, checkpoint)
+  inf = ckpt_lib.load_for_inference(workdir, stage, which=which)
   config = inf.config if config is None else config
   stress_lookup = str(config.data.stress_lookup) if 'data' in config else 'word'
   lyrics = read_lyrics(text=text, text_file=text_file, songs_from=songs_from,
@@ -231,7 +265,8 @@ def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
                        max_bar_ticks=inf.tokenizer.vocab.max_bar_ticks)
   opts = options(config, **overrides)
   extra = {'workdir': str(workdir), 'stage': str(getattr(inf, 'stage', stage)),
-           'step': int(inf.step), 'plot': bool(plot),
+           'checkpoint': str(inf.checkpoint), 'step': int(inf.step), 'plot': bool(plot),
+           'prompt_mask': inf.prompt_mask,
            'lyrics_source': {'text': text, 'text_file': text_file, 'songs_from': songs_from}}
   done = pathlib.Path(output) / 'generate.json'
   if resume and done.is_file():
@@ -242,12 +277,14 @@ def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
     same = {k: old.get(k) for k in list(extra) + ['options']} == json.loads(json.dumps(
         {**extra, 'options': _options_dict(opts)}))
     if same:
-      print(f'[generate] {output}: already generated with step {inf.step}, kept', flush=True)
+      print(f'[generate] {output}: already generated with the {inf.checkpoint} checkpoint of '
+            f'step {inf.step}, kept', flush=True)
       return old
-  logging.info('generate: %d lyrics x %d samples with the %s checkpoint of step %d',
-               len(lyrics), opts.num_samples, extra['stage'], inf.step)
+  logging.info('generate: %d lyrics x %d samples with the %s %s checkpoint of step %d',
+               len(lyrics), opts.num_samples, extra['stage'], inf.checkpoint, inf.step)
   return generate_to_dir(inf.model_cfg, inf.field_sizes, inf.tokenizer, inf.graphdef,
-                         inf.params, lyrics, output, opts, plot=plot, extra=extra)
+                         inf.params, lyrics, output, opts, plot=plot, extra=extra,
+                         prompt_mask=inf.prompt_mask)
 
 
 def run_stage(config: Any, workdir: str | os.PathLike) -> None:
@@ -269,10 +306,11 @@ def main(argv):
   del argv
   if not FLAGS.workdir or not FLAGS.output:
     raise ValueError('--workdir and --output are required')
-  run(FLAGS.workdir, FLAGS.output, stage=FLAGS.stage, text=FLAGS.lyrics,
-      text_file=FLAGS.lyrics_file, songs_from=FLAGS.lyrics_from, plot=FLAGS.plot,
-      num_samples=FLAGS.num_samples, seed=FLAGS.seed, constrained=FLAGS.constrained,
-      temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p)
+  run(FLAGS.workdir, FLAGS.output, stage=FLAGS.stage, checkpoint=FLAGS.checkpoint,
+      text=FLAGS.lyrics, text_file=FLAGS.lyrics_file, songs_from=FLAGS.lyrics_from,
+      plot=FLAGS.plot, num_samples=FLAGS.num_samples, seed=FLAGS.seed,
+      constrained=FLAGS.constrained, temperature=FLAGS.temperature, top_k=FLAGS.top_k,
+      top_p=FLAGS.top_p)
 
 
 if __name__ == '__main__':

@@ -212,8 +212,12 @@ class Generator:
   """Samples songs for lyrics with one model (see the module docstring)."""
 
   def __init__(self, model_cfg, field_sizes: Mapping[str, int], tokenizer: tk.Tokenizer,
-               graphdef, params, options: GenerateOptions = GenerateOptions()):
+               graphdef, params, options: GenerateOptions = GenerateOptions(), *,
+               prompt_mask: str = 'MASK'):
+    """``prompt_mask``: the whole-melody cue the model was fine-tuned with
+    (``config.pipeline.finetune_mask``: 'MASK' or 'LMASK')."""
     options.validate()
+    self.prompt_mask = prompt_mask
     if dict(field_sizes) != tokenizer.field_sizes:
       raise ValueError('Generator: field_sizes differ from the tokenizer\'s '
                        f'({dict(field_sizes)} vs {tokenizer.field_sizes})')
@@ -258,7 +262,7 @@ class Generator:
       batch = todo[start:start + o.batch_size]
       batch = batch + [batch[-1]] * (o.batch_size - len(batch))
       us = [units[u] for u, _ in batch]
-      prompts = decode_lib.build_prompts([u[3] for u in us], length)
+      prompts = decode_lib.build_prompts([u[3] for u in us], length, self.prompt_mask)
       phr = np.stack([np.pad(u[2].syllable_phrase, (0, s_max - u[2].num_syllables), mode='edge')
                       for u in us])
       col = lambda v: jnp.asarray(np.asarray(v, np.int32))

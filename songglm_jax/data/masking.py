@@ -37,6 +37,7 @@ from songglm_jax.data import tokenizer as tok
 TASKS = ('ngram_smr', 'ngram_srr', 'phrase', 'song')
 FINETUNE = 'finetune'
 TASK_IDS = {name: i for i, name in enumerate(TASKS + (FINETUNE,))}
+FINETUNE_MASKS = {'MASK': tok.MASK, 'LMASK': tok.LMASK}
 
 # Stream ids of the counter-based random draws (one per decision, see module docstring).
 STREAM_TASK, STREAM_SONG, STREAM_PHRASE, STREAM_NGRAM = 1, 2, 3, 4
@@ -52,6 +53,8 @@ class MaskingOptions:
   task_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)  # order of TASKS
   mean_span_length: float = 5.0   # T5 fallback: mean length of a random span
   shuffle_spans: bool = True      # Part B spans in random order (else in song order)
+  finetune_mask: str = 'MASK'     # the fine-tuning cue for the whole melody: 'MASK' (public
+                                  # SongGLM code) or 'LMASK' (pre-training's song-level token)
 
   def validate(self) -> None:
     for name in ('word_rate', 'phrase_rate', 'song_rate'):
@@ -62,6 +65,9 @@ class MaskingOptions:
     if w.shape != (len(TASKS),) or np.any(w < 0) or w.sum() <= 0:
       raise ValueError(f'pipeline.task_weights: expected {len(TASKS)} weights >= 0 for {TASKS} '
                        f'with a positive sum, got {self.task_weights}')
+    if self.finetune_mask not in FINETUNE_MASKS:
+      raise ValueError(f'pipeline.finetune_mask: expected one of {tuple(FINETUNE_MASKS)}, got '
+                       f'{self.finetune_mask!r}')
     if self.mean_span_length < 1:
       raise ValueError(f'pipeline.mean_span_length: expected >= 1, got {self.mean_span_length}')
 
@@ -73,7 +79,8 @@ class MaskingOptions:
                song_rate=float(cfg.song_rate),
                task_weights=tuple(float(cfg.task_weights[t]) for t in TASKS),
                mean_span_length=float(cfg.mean_span_length),
-               shuffle_spans=bool(cfg.shuffle_spans))
+               shuffle_spans=bool(cfg.shuffle_spans),
+               finetune_mask=str(cfg.finetune_mask) if 'finetune_mask' in cfg else 'MASK')
     opts.validate()
     return opts
 
@@ -280,6 +287,8 @@ def batch_examples(batch: RecordBatch, opts: MaskingOptions, task: Optional[str]
       raise ValueError(f'unknown task {task!r}; expected one of {TASKS + (FINETUNE,)}')
     tasks = np.full(len(batch), TASK_IDS[task], np.int64)
   masked, tasks = mask_notes(batch, opts, tasks)
-  return layout.glm_layout(batch, masked, long_mask=tasks == TASK_IDS['song'],
+  long_mask = (tasks == TASK_IDS['song']) | (
+      (tasks == TASK_IDS[FINETUNE]) & (opts.finetune_mask == 'LMASK'))
+  return layout.glm_layout(batch, masked, long_mask=long_mask,
                            finetune=tasks == TASK_IDS[FINETUNE], shuffle=opts.shuffle_spans,
                            tasks=tasks)

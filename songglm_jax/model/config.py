@@ -21,6 +21,10 @@ INPUT_FIELDS = tuple(f for f in tokenizer.FIELDS if f not in ('word_id', 'phrase
 TARGET_FIELDS = ('bar', 'position', 'duration', 'pitch', 'word_id')
 POSITION_ENCODINGS = ('glm2d', '1d', 'none')
 EMBED_COMBINES = ('sum', 'concat')
+FIELD_CONDITIONINGS = ('none', 'chain')
+# Fields added after workdirs were first written: a config.json without them gets these values,
+# which reproduce the model such a workdir was trained with.
+LATER_FIELDS = {'field_conditioning': 'none', 'chain_hidden': 0, 'phrase_position': False}
 COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
@@ -48,6 +52,13 @@ class ModelConfig:
     num_phrase_ids: rows of the phrase_id table.
     layer_norm_epsilon: epsilon of every LayerNorm.
     target_fields: token fields that get an output head.
+    field_conditioning: 'none' (every head reads the same hidden state; fields are sampled
+      independently) or 'chain' (each note field's head also reads the fields before it in
+      sampling order, ``model/chain.py``).
+    chain_hidden: hidden width of the chain's per-field MLPs (0 = d_model).
+    phrase_position: embed where each syllable (and a note's syllable) stands in its phrase
+      (``model/phrase_position.py``); with the chain, the later fields also see it for the
+      predicted note's syllable.
   """
   d_model: int = 64
   num_layers: int = 2
@@ -65,6 +76,9 @@ class ModelConfig:
   num_phrase_ids: int = 128
   layer_norm_epsilon: float = 1e-5
   target_fields: tuple[str, ...] = TARGET_FIELDS
+  field_conditioning: str = 'none'
+  chain_hidden: int = 0
+  phrase_position: bool = False
 
   def __post_init__(self):
     def bad(field, expected):
@@ -81,6 +95,10 @@ class ModelConfig:
       bad('compute_dtype', f"one of {tuple(COMPUTE_DTYPES) + ('auto',)}")
     if self.embed_combine not in EMBED_COMBINES:
       bad('embed_combine', f'one of {EMBED_COMBINES}')
+    if self.field_conditioning not in FIELD_CONDITIONINGS:
+      bad('field_conditioning', f'one of {FIELD_CONDITIONINGS}')
+    if int(self.chain_hidden) < 0:
+      bad('chain_hidden', 'an integer >= 0 (0 = d_model)')
     if self.position_encoding not in POSITION_ENCODINGS:
       bad('position_encoding', f'one of {POSITION_ENCODINGS}')
     unknown = [f for f in self.target_fields if f not in tokenizer.FIELDS]
@@ -107,10 +125,10 @@ class ModelConfig:
       ValueError: a field is missing or has a bad value.
     """
     names = [f.name for f in dataclasses.fields(cls)]
-    missing = [n for n in names if n not in section]
+    missing = [n for n in names if n not in section and n not in LATER_FIELDS]
     if missing:
       raise ValueError(f'config.model: missing field(s) {missing}')
-    kw = {n: section[n] for n in names}
+    kw = {n: section[n] if n in section else LATER_FIELDS[n] for n in names}
     tf = kw['target_fields']
     kw['target_fields'] = tuple(s.strip() for s in tf.split(',') if s.strip()) if isinstance(
         tf, str) else tuple(tf)

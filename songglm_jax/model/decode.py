@@ -33,8 +33,9 @@ from flax import nnx
 from songglm_jax.data import masking
 from songglm_jax.data import records as records_lib
 from songglm_jax.data import tokenizer as tk
-from songglm_jax.model.sampling import (NOTE_COLUMNS, Grids, Rows, Settings, initial_state,
-                                        sample_note)
+from songglm_jax.model import phrase_position
+from songglm_jax.model.sampling import (NOTE_COLUMNS, ChainLogits, Grids, Rows, Settings,
+                                        initial_state, sample_note)
 
 PROMPT_KEYS = ('tokens', 'position_ids', 'block_position_ids', 'word_ids', 'phrase_ids',
                'is_part_a', 'segment_ids')
@@ -49,18 +50,22 @@ class Decoded(NamedTuple):
                           # logits (the position predicting note t); else None
 
 
-def build_prompts(lyric_rows: Sequence[np.ndarray], length: int) -> dict[str, np.ndarray]:
+def build_prompts(lyric_rows: Sequence[np.ndarray], length: int, mask: str = 'MASK'
+                  ) -> dict[str, np.ndarray]:
   """Part A + SEP of fine-tuning examples, padded: arrays [B, length] (tokens [B, length, F]).
 
   Args:
     lyric_rows: per row, int32 [S + 2, F] token rows ``[BOS] syllables [EOS]`` as
       ``Tokenizer.tokenize`` writes them.
     length: P >= max(S) + 4; SEP goes to position P - 1 of every row.
+    mask: the cue the model was fine-tuned with (``config.pipeline.finetune_mask``).
 
   The arrays are cut from ``masking.batch_examples(..., 'finetune')`` of records whose note part
   is a placeholder (one note per syllable; fine-tuning Part A holds no note and the SEP takes the
   first note's ids, which are always word 0 / phrase 0), so they are the training layout.
   """
+  if mask not in masking.FINETUNE_MASKS:
+    raise ValueError(f'build_prompts: mask {mask!r}, expected one of {tuple(masking.FINETUNE_MASKS)}')
   recs = []
   for rows in lyric_rows:
     rows = np.asarray(rows, np.int32)
@@ -79,8 +84,8 @@ def build_prompts(lyric_rows: Sequence[np.ndarray], length: int) -> dict[str, np
     recs.append(records_lib.SongRecord(tokens=tokens, time_signatures=np.array([[0, 4, 4]]),
                                        spans_smr=np.zeros((0, 2), np.int32),
                                        spans_srr=np.zeros((0, 2), np.int32)))
-  ex = masking.make_examples(recs, np.zeros(len(recs), np.uint64), masking.MaskingOptions(),
-                             task=masking.FINETUNE)
+  ex = masking.make_examples(recs, np.zeros(len(recs), np.uint64),
+                             masking.MaskingOptions(finetune_mask=mask), task=masking.FINETUNE)
   out = {k: np.zeros((len(recs), length) + ex.arrays[k].shape[1:], ex.arrays[k].dtype)
          for k in PROMPT_KEYS if k != 'segment_ids'}
   out['segment_ids'] = np.zeros((len(recs), length), np.int32)
@@ -97,9 +102,11 @@ def build_prompts(lyric_rows: Sequence[np.ndarray], length: int) -> dict[str, np
   return out
 
 
-def note_inputs(note: jax.Array, prompts, rows: Rows, t, model_cfg) -> dict:
+def note_inputs(note: jax.Array, prompts, rows: Rows, t, model_cfg,
+                phrase_classes: Optional[tuple[jax.Array, jax.Array]] = None) -> dict:
   """Model inputs [B, 1(, F)] of note ``t`` (token ids in NOTE_COLUMNS order) as layout.py
-  builds them for Part B."""
+  builds them for Part B; with ``phrase_classes`` (the prompts' lyric-row classes [B, P] of
+  ``model/phrase_position.py``) also the classes of the note's syllable."""
   b = note.shape[0]
   tok = jnp.full((b, len(tk.FIELDS)), tk.NA, jnp.int32)
   tok = tok.at[:, tk.F.type].set(tk.NOTE)
@@ -110,11 +117,15 @@ def note_inputs(note: jax.Array, prompts, rows: Rows, t, model_cfg) -> dict:
   phrase = jnp.take_along_axis(rows.syllable_phrase, word[:, None], axis=1)[:, 0]
   tok = tok.at[:, tk.F.phrase_id].set(phrase + tk.NUM_SPECIAL)
   col = lambda x: x[:, None].astype(jnp.int32)
-  return {'tokens': tok[:, None],
-          'position_ids': prompts['position_ids'][:, -1:],
-          'block_position_ids': jnp.full((b, 1), t + 2, jnp.int32),
-          'word_ids': col(jnp.minimum(word, model_cfg.num_word_ids - 1)),
-          'phrase_ids': col(jnp.minimum(phrase, model_cfg.num_phrase_ids - 1))}
+  out = {'tokens': tok[:, None],
+         'position_ids': prompts['position_ids'][:, -1:],
+         'block_position_ids': jnp.full((b, 1), t + 2, jnp.int32),
+         'word_ids': col(jnp.minimum(word, model_cfg.num_word_ids - 1)),
+         'phrase_ids': col(jnp.minimum(phrase, model_cfg.num_phrase_ids - 1))}
+  if phrase_classes is not None:
+    for key, c in zip(phrase_position.KEYS, phrase_classes):
+      out[key] = jnp.take_along_axis(c, (1 + word)[:, None], axis=1)
+  return out
 
 
 def _unstack_blocks(model) -> list:
@@ -126,8 +137,8 @@ def _unstack_blocks(model) -> list:
 
 
 def _cached_step(model, blocks: list, inputs: dict, cache: tuple, valid: jax.Array, slot
-                 ) -> tuple[dict, tuple]:
-  """Logits {field: [B, V]} of one new token per row, attending to the cache.
+                 ) -> tuple[jax.Array, tuple]:
+  """Final hidden state [B, D] of one new token per row, attending to the cache.
 
   ``cache`` is (keys, values), each a tuple of one ``[B * H, T, K]`` array per layer. Separate
   arrays, because slicing one stacked buffer per layer made XLA copy the slice before every
@@ -165,8 +176,26 @@ def _cached_step(model, blocks: list, inputs: dict, cache: tuple, valid: jax.Arr
     a = o @ att.out[...].reshape(-1, cfg.d_model).astype(dt) + att.out_bias[...].astype(dt)
     x = x + a
     x = x + blk.mlp(blk.ln_mlp(x))
-  h = model.ln_final(x)
-  return {f: head(h) for f, head in model.heads.items()}, (tuple(keys), tuple(values))
+  return model.ln_final(x), (tuple(keys), tuple(values))
+
+
+def step_logits(model, h: jax.Array, input_bar: jax.Array, sizes: dict,
+                end_class: Optional[jax.Array] = None):
+  """What ``sampling.sample_note`` draws from, given final hidden states ``h`` [B, D] and the
+  bar ids [B] of the rows that were fed in: every head's logits at once, or (with
+  ``field_conditioning='chain'``) a :class:`ChainLogits` asking each head once the fields before
+  it are drawn. ``end_class``: the prompts' lyric-row to-end classes [B, P] (phrase_position)."""
+  if model.chain is None:
+    return {f: head(h) for f, head in model.heads.items()}
+
+  def fn(field, given):
+    target_end = None
+    if end_class is not None and 'word_id' in given:
+      w = given['word_id'] - tk.NUM_SPECIAL
+      at = jnp.clip(1 + w, 0, end_class.shape[1] - 1)[:, None]
+      target_end = jnp.where(w >= 0, jnp.take_along_axis(end_class, at, axis=1)[:, 0], 0)
+    return model.field_logits(h, field, given, input_bar, target_end)
+  return ChainLogits(fn, sizes)
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'settings', 'max_notes', 'constrained',
@@ -194,8 +223,14 @@ def decode(graphdef: nnx.GraphDef, params, prompts: dict, rows: Rows, grids: Gri
   cfg = model.cfg
   prompts = {k: jnp.asarray(v) for k, v in prompts.items()}
   b, p = prompts['segment_ids'].shape
-  logits, kv = model.forward(prompts)
-  logits = {f: v[:, -1] for f, v in logits.items()}
+  h, kv = model.encode(prompts)
+  h = h[:, -1]
+  sizes = {f: int(model.heads[f].bias.shape[0]) for f in NOTE_COLUMNS}
+  input_bar = prompts['tokens'][:, -1, tk.F.bar]  # the SEP row
+  classes = (phrase_position.lyric_classes(prompts['tokens'], prompts['phrase_ids'],
+                                           prompts['segment_ids'])
+             if cfg.phrase_position else None)
+  end_class = None if classes is None else classes[0]
   pad = [(0, 0), (0, max_notes), (0, 0)]
   cache = tuple(tuple(  # [B * H, T, K] per layer
       jnp.pad(jnp.swapaxes(x[i], 1, 2).reshape(b * cfg.num_heads, p, -1).astype(cfg.dtype), pad)
@@ -203,7 +238,7 @@ def decode(graphdef: nnx.GraphDef, params, prompts: dict, rows: Rows, grids: Gri
   valid = jnp.pad(prompts['segment_ids'] != 0, [(0, 0), (0, max_notes)])
   notes = jnp.zeros((b, max_notes, len(NOTE_COLUMNS)), jnp.int32)
   blocks = _unstack_blocks(model)
-  rec = ({f: jnp.zeros((b, max_notes + 1, v.shape[-1]), jnp.float32) for f, v in logits.items()}
+  rec = ({f: jnp.zeros((b, max_notes + 1, sizes[f]), jnp.float32) for f in NOTE_COLUMNS}
          if record_logits else None)
 
   def cond(carry):
@@ -211,22 +246,24 @@ def decode(graphdef: nnx.GraphDef, params, prompts: dict, rows: Rows, grids: Gri
     return (t <= max_notes) & ~jnp.all(st.done)
 
   def body(carry):
-    t, st, logits, cache, valid, notes, rec = carry
+    t, st, h, input_bar, cache, valid, notes, rec = carry
     keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(row_keys, t)
+    used = {} if rec is not None else None
+    note, is_note, st = sample_note(keys, step_logits(model, h, input_bar, sizes, end_class),
+                                    st, rows, grids, settings, t, max_notes=max_notes,
+                                    constrained=constrained, record=used)
     if rec is not None:
-      rec = {f: rec[f].at[:, t].set(logits[f]) for f in rec}
-    note, is_note, st = sample_note(keys, logits, st, rows, grids, settings, t,
-                                    max_notes=max_notes, constrained=constrained)
+      rec = {f: rec[f].at[:, t].set(used[f].astype(jnp.float32)) for f in rec}
     slot = jnp.minimum(t, max_notes - 1)
     old = jax.lax.dynamic_slice_in_dim(notes, slot, 1, axis=1)
     notes = jax.lax.dynamic_update_slice(
         notes, jnp.where(is_note[:, None, None], note[:, None], old), (0, slot, 0))
     pos = p + slot
     valid = jax.lax.dynamic_update_slice(valid, jnp.ones((b, 1), bool), (0, pos))
-    logits, cache = _cached_step(model, blocks, note_inputs(note, prompts, rows, t, cfg), cache,
-                                 valid, pos)
-    return t + 1, st, logits, cache, valid, notes, rec
+    h, cache = _cached_step(model, blocks, note_inputs(note, prompts, rows, t, cfg, classes),
+                            cache, valid, pos)
+    return t + 1, st, h, note[:, NOTE_COLUMNS.index('bar')], cache, valid, notes, rec
 
-  carry = (jnp.int32(0), initial_state(b), logits, cache, valid, notes, rec)
-  _, st, _, _, _, notes, rec = jax.lax.while_loop(cond, body, carry)
+  carry = (jnp.int32(0), initial_state(b), h, input_bar, cache, valid, notes, rec)
+  _, st, _, _, _, _, notes, rec = jax.lax.while_loop(cond, body, carry)
   return Decoded(notes=notes, num_notes=st.num_notes, stopped=st.stopped, logits=rec)

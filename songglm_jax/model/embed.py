@@ -3,6 +3,7 @@
 x[b, l] = combine_f(E_f[tokens[b, l, f]])            one table per field in INPUT_FIELDS
         + W[word_ids[b, l]] + P[phrase_ids[b, l]]     2D alignment encoding (switchable)
         + Pos[position_ids] + Blk[block_position_ids] GLM 2D positions ('glm2d' / '1d' / 'none')
+        + End[.] + Start[.]                           place in the phrase (model.phrase_position)
 
 ``combine`` is a sum of d_model-wide tables ('sum', the default) or a concatenation of
 ``embed_field_dim``-wide tables followed by a linear projection ('concat', as the public SongGLM
@@ -26,7 +27,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from songglm_jax.data import tokenizer
-from songglm_jax.model import sharding
+from songglm_jax.model import phrase_position, sharding
 from songglm_jax.model.config import INPUT_FIELDS, ModelConfig
 
 EMBED_INIT = jax.nn.initializers.normal(0.02)
@@ -59,6 +60,9 @@ class Embedder(nnx.Module):
     glm = cfg.position_encoding
     self.position = p(cfg.max_len, d, ('vocab', 'embed')) if glm in ('glm2d', '1d') else None
     self.block_position = p(cfg.max_len, d, ('vocab', 'embed')) if glm == 'glm2d' else None
+    n = phrase_position.NUM_CLASSES
+    self.phrase_end = p(n, d, ('vocab', 'embed')) if cfg.phrase_position else None
+    self.phrase_start = p(n, d, ('vocab', 'embed')) if cfg.phrase_position else None
 
   def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
     """Embeddings float32 [B, L, d_model] of ``inputs`` (batch-contract arrays, [B, L(, F)])."""
@@ -74,4 +78,7 @@ class Embedder(nnx.Module):
                        (self.block_position, 'block_position_ids')):
       if table is not None:
         x = x + _lookup(table, inputs[key])
+    if self.phrase_end is not None:
+      end, start = phrase_position.row_classes(inputs)
+      x = x + _lookup(self.phrase_end, end) + _lookup(self.phrase_start, start)
     return sharding.constrain(x, ('batch', 'length', 'act_embed'))

@@ -24,7 +24,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from songglm_jax.model import sharding
+from songglm_jax.data import tokenizer as tk
+from songglm_jax.model import phrase_position, sharding
+from songglm_jax.model.chain import CHAIN, FieldChain
 from songglm_jax.model.config import ModelConfig
 from songglm_jax.model.embed import Embedder
 from songglm_jax.model.layers import DENSE_INIT, AttnMeta, Block, LayerNorm, dropout, glm_mask
@@ -74,6 +76,27 @@ class GLM(nnx.Module):
     self.ln_final = LayerNorm(cfg.d_model, cfg.layer_norm_epsilon, cfg.dtype, rngs=rngs)
     self.heads = nnx.Dict({f: Head(cfg.d_model, int(field_sizes[f]), cfg.dtype, rngs=rngs)
                            for f in cfg.target_fields})
+    order = tuple(f for f in CHAIN if f in cfg.target_fields)
+    chained = cfg.field_conditioning == 'chain'
+    if chained and len(order) != len(cfg.target_fields):
+      raise ValueError(f'config.model.field_conditioning=chain: target_fields must be among '
+                       f'{CHAIN}, got {cfg.target_fields}')
+    self.chain = FieldChain(cfg, field_sizes, order, rngs=rngs) if chained else None
+
+  def field_logits(self, h: jax.Array, field: str,
+                   given: Optional[Mapping[str, jax.Array]] = None,
+                   input_bar: Optional[jax.Array] = None,
+                   target_end: Optional[jax.Array] = None) -> jax.Array:
+    """Logits float32 [..., V] of one field from final hidden states ``h`` [..., D].
+
+    With ``field_conditioning='chain'``, ``given`` holds the token ids [...] of the fields
+    before ``field`` in ``chain.CHAIN`` order (of the note being predicted), ``input_bar``
+    the bar ids [...] of the input rows and, with ``phrase_position``, ``target_end`` the
+    to-end class of the predicted note's syllable; all are ignored otherwise.
+    """
+    if self.chain is not None:
+      h = self.chain(h, field, given or {}, input_bar, target_end)
+    return self.heads[field](h)
 
   def __call__(self, inputs: Mapping[str, jax.Array], *,
                dropout_key: Optional[jax.Array] = None) -> dict[str, jax.Array]:
@@ -101,7 +124,29 @@ class GLM(nnx.Module):
 
     Returns:
       ({field: float32 [B, T, V_field]}, (keys, values) [num_layers, B, T, H, K]).
+
+    With ``field_conditioning='chain'`` the later fields' logits are conditioned on
+    ``inputs['targets']`` (teacher forcing); without targets only the first field of the chain
+    gets logits (a decoder draws it, then asks :meth:`field_logits` for the next).
     """
+    h, present = self.encode(inputs, meta=meta, past=past, dropout_key=dropout_key)
+    if self.chain is None:
+      return {f: head(h) for f, head in self.heads.items()}, present
+    if 'targets' not in inputs:
+      first = self.chain.order[0]
+      return {first: self.heads[first](h)}, present
+    given = {f: inputs['targets'][..., getattr(tk.F, f)] for f in self.chain.order}
+    input_bar = inputs['tokens'][..., tk.F.bar]
+    target_end = (phrase_position.target_end_class(inputs) if self.cfg.phrase_position
+                  else None)
+    return {f: self.field_logits(h, f, given, input_bar, target_end)
+            for f in self.heads}, present
+
+  def encode(self, inputs: Mapping[str, jax.Array], *, meta: Optional[AttnMeta] = None,
+             past: Optional[Past] = None, dropout_key: Optional[jax.Array] = None
+             ) -> tuple[jax.Array, KV]:
+    """Final hidden states [B, T, D] in the compute dtype (after the last LayerNorm) of T tokens that may
+    follow cached ones, and their keys/values; arguments as :meth:`forward`."""
     meta = AttnMeta.of_batch(inputs) if meta is None else meta
     keys_meta = meta if past is None else AttnMeta(
         *(jnp.concatenate([p, m], axis=1) for p, m in zip(past.meta, meta)))
@@ -119,5 +164,4 @@ class GLM(nnx.Module):
 
     x, present = jax.lax.scan(layer, x, (stacked, layer_keys,
                                          None if past is None else past.kv))
-    h = self.ln_final(x)
-    return {f: head(h) for f, head in self.heads.items()}, present
+    return self.ln_final(x), present

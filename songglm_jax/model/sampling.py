@@ -37,7 +37,7 @@ Special ids (PAD, BOS, MASK, ...) are never allowed in a constrained note.
 
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple
+from typing import Callable, Mapping, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -91,6 +91,16 @@ class Settings(NamedTuple):
   temperature: tuple[float, ...]  # <= 0 means greedy (argmax of the allowed tokens)
   top_k: tuple[int, ...]          # 0 = off
   top_p: tuple[float, ...]        # 1.0 = off
+
+
+class ChainLogits(NamedTuple):
+  """Logits computed on demand: ``fn(field, given) -> float32 [B, V_field]``, where ``given``
+  maps the fields already drawn for this note to their token ids [B]."""
+  fn: Callable
+  sizes: Mapping[str, int]  # vocabulary size of every field in NOTE_COLUMNS
+
+  def __call__(self, field: str, given: Mapping[str, jax.Array]) -> jax.Array:
+    return self.fn(field, given)
 
 
 class Rows(NamedTuple):
@@ -208,14 +218,19 @@ def constrained_masks(st: State, rows: Rows, grids: Grids, t, max_notes: int, si
   return word, after
 
 
-def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array], st: State, rows: Rows,
-                grids: Grids, settings: Settings, t, *, max_notes: int, constrained: bool
+def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array] | ChainLogits, st: State,
+                rows: Rows, grids: Grids, settings: Settings, t, *, max_notes: int,
+                constrained: bool, record: Optional[dict] = None
                 ) -> tuple[jax.Array, jax.Array, State]:
   """Sample note ``t`` of every row.
 
   Args:
     keys: one PRNG key per row [B] (this step's).
-    logits: {field: float32 [B, V_field]} at the position that predicts note ``t``.
+    logits: {field: float32 [B, V_field]} at the position that predicts note ``t``, or a
+      :class:`ChainLogits` called in :data:`SAMPLE_ORDER` with the token
+      ids [B] drawn so far for this note (``given``: {field: ids}), for a model whose later
+      fields are conditioned on earlier ones (``model/chain.py``).
+    record: if given, filled with the logits each field was drawn from.
     st: the state before note ``t``.
     t: int32 scalar, index of the note being sampled (0 .. max_notes; at ``max_notes`` only the
       stop is possible).
@@ -224,7 +239,16 @@ def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array], st: State, row
     (note int32 [B, 5] token ids in :data:`NOTE_COLUMNS` order, is_note bool [B] -- the row
     gained a note -- and the new state).
   """
-  sizes = {f: logits[f].shape[-1] for f in NOTE_COLUMNS}
+  given: dict[str, jax.Array] = {}
+
+  def field_logits(field):
+    lg = logits(field, dict(given)) if isinstance(logits, ChainLogits) else logits[field]
+    if record is not None:
+      record[field] = lg
+    return lg
+
+  sizes = {f: (int(logits.sizes[f]) if isinstance(logits, ChainLogits) else logits[f].shape[-1])
+           for f in NOTE_COLUMNS}
   col = {f: NOTE_COLUMNS.index(f) for f in NOTE_COLUMNS}
   width = max(sample_width(sizes[f], settings.top_k[col[f]], settings.top_p[col[f]])
               for f in NOTE_COLUMNS)
@@ -234,8 +258,9 @@ def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array], st: State, row
   def draw(field, allowed, live):
     allowed = allowed | ~live[:, None]  # ended/stopping rows: anything (never used)
     c = col[field]
-    return sample_field(noise[:, c], logits[field], allowed, settings.temperature[c],
-                        settings.top_k[c], settings.top_p[c])
+    given[field] = sample_field(noise[:, c], field_logits(field), allowed,
+                                settings.temperature[c], settings.top_k[c], settings.top_p[c])
+    return given[field]
 
   live = ~st.done
   everything = lambda f: jnp.ones((1, sizes[f]), bool)
@@ -253,8 +278,8 @@ def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array], st: State, row
   else:
     word_id = draw('word_id', everything('word_id'), live)
     note_live = live & (word_id != tk.SEP)
-    bar, pos, dur, pitch = (draw(f, everything(f), note_live)
-                            for f in ('bar', 'position', 'duration', 'pitch'))
+    bar, pos, dur, pitch = [draw(f, everything(f), note_live)
+                            for f in ('bar', 'position', 'duration', 'pitch')]
     onset = (bar - NS) * big_l + grids.position[
         jnp.clip(pos - NS, 0, grids.position.shape[0] - 1)]
   dur_ticks = grids.duration[jnp.clip(dur - NS, 0, grids.duration.shape[0] - 1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -25,11 +26,13 @@ TEXTS = ('Twinkle, twinkle, little star. How I wonder what you are!',
          'Oh',
          'Up above the world so high; like a diamond in the sky')
 CFG = ModelConfig(d_model=32, num_layers=2, num_heads=4, d_ff=64, dropout_rate=0.0, max_len=256)
+CHAIN_CFG = dataclasses.replace(CFG, field_conditioning='chain', chain_hidden=16)
+PHRASE_CFG = dataclasses.replace(CHAIN_CFG, phrase_position=True)
 ROWS, LENGTH, MAX_NOTES = 10, 32, 80  # one decoder shape for most tests: one compilation
 
 
 @functools.lru_cache(maxsize=None)
-def tiny(max_bars: int = 24):
+def tiny(max_bars: int = 24, cfg: ModelConfig = CFG):
   """(tokenizer, graphdef, params) of an untrained tiny GLM; the vocabulary is fitted on the
   syllables of TEXTS (placeholder melodies)."""
   songs = []
@@ -42,7 +45,7 @@ def tiny(max_bars: int = 24):
                          syllable_phrase=lyr.syllable_phrase,
                          syllable_stress=lyr.syllable_stress))
   tok = tk.Tokenizer(tk.fit_vocab(songs, min_count=1, max_bars=max_bars))
-  return (tok,) + random_params(CFG, tok.field_sizes)
+  return (tok,) + random_params(cfg, tok.field_sizes)
 
 
 def _lyrics(texts=TEXTS, **kw):
@@ -60,9 +63,10 @@ def _rows(lyrics, *, pitch=(36, 96), per_syllable=8, advance=2):
                        col([pitch[1]] * b), col([per_syllable] * b), col([advance] * b))
 
 
-def _decode(lyrics, *, seed=0, max_notes=MAX_NOTES, constrained=True, settings=None, **rows_kw):
+def _decode(lyrics, *, seed=0, max_notes=MAX_NOTES, constrained=True, settings=None,
+            cfg=CFG, **rows_kw):
   """Decode ROWS rows (``lyrics`` repeated to fill them), row i with key fold_in(seed, i)."""
-  tok, graphdef, params = tiny()
+  tok, graphdef, params = tiny(cfg=cfg)
   lyrics = (list(lyrics) * ROWS)[:ROWS]
   rows_l = [generation.lyric_rows(x, tok) for x in lyrics]
   prompts = decode_lib.build_prompts(rows_l, LENGTH)
@@ -78,11 +82,15 @@ def _notes(out, b):
   return np.asarray(out.notes[b, :int(out.num_notes[b])])
 
 
-def test_cached_decoding_matches_full_forward_pass():
+@pytest.mark.parametrize('cfg', [CFG, CHAIN_CFG, PHRASE_CFG],
+                         ids=['independent', 'chain', 'chain_phrase_position'])
+def test_cached_decoding_matches_full_forward_pass(cfg):
   """Each step's logits equal the model's full pass over the fine-tuning example of the finished
-  song (Part A + SEP + notes): tolerance 1e-5 (float32; measured ~1e-7)."""
-  tok, graphdef, params = tiny()
-  lyrics, rows_l, out = _decode(_lyrics(TEXTS[:4]))  # prompts padded before SEP
+  song (Part A + SEP + notes): tolerance 1e-5 (float32; measured ~1e-7). With the field chain,
+  the full pass conditions on the example's targets -- the notes that were drawn -- so this also
+  checks that decoding fed each head the fields drawn before it."""
+  tok, graphdef, params = tiny(cfg=cfg)
+  lyrics, rows_l, out = _decode(_lyrics(TEXTS[:4]), cfg=cfg)  # prompts padded before SEP
   length = LENGTH + MAX_NOTES
   batch = {}
   for b, lyr in enumerate(lyrics[:4]):
@@ -100,26 +108,32 @@ def test_cached_decoding_matches_full_forward_pass():
   for b, lyr in enumerate(lyrics[:4]):
     n, sep = int(out.num_notes[b]), lyr.num_syllables + 3  # Part A: [BOS] syllables [EOS] MASK
     assert n >= lyr.num_syllables
-    for f in CFG.target_fields:
-      np.testing.assert_allclose(out.logits[f][b, :n + 1], np.asarray(full[f][b, sep:sep + n + 1]),
+    for f in cfg.target_fields:
+      # The stop (step n) is the word id SEP; a chained model's later fields there are drawn
+      # from anything and never used, while the training row holds SEP in every field.
+      m = n + 1 if cfg.field_conditioning == 'none' or f == 'word_id' else n
+      np.testing.assert_allclose(out.logits[f][b, :m], np.asarray(full[f][b, sep:sep + m]),
                                  atol=1e-5, rtol=1e-5)
 
 
-def test_build_prompts_is_the_finetune_layout():
+@pytest.mark.parametrize('mask', ['MASK', 'LMASK'])
+def test_build_prompts_is_the_finetune_layout(mask):
   tok, _, _ = tiny()
   lyr = _lyrics(TEXTS[:1])[0]
   rows = generation.lyric_rows(lyr, tok)
   s = lyr.num_syllables
-  got = decode_lib.build_prompts([rows], s + 8)
+  got = decode_lib.build_prompts([rows], s + 8, mask)
   song = tk.Song(pitch=np.full(s, 62), onset=np.arange(s) * 240, offset=np.arange(s) * 240 + 120,
                  velocity=np.full(s, 80), note_syllable=np.arange(s), syllables=lyr.syllables,
                  syllable_phrase=lyr.syllable_phrase, syllable_stress=lyr.syllable_stress)
   rec = records.SongRecord(tokens=tok.tokenize(song), time_signatures=song.time_signatures,
                            spans_smr=np.zeros((0, 2), np.int32),
                            spans_srr=np.zeros((0, 2), np.int32))
-  ex = masking.make_examples([rec], np.zeros(1, np.uint64), masking.MaskingOptions(),
+  ex = masking.make_examples([rec], np.zeros(1, np.uint64),
+                             masking.MaskingOptions(finetune_mask=mask),
                              task=masking.FINETUNE).example(0)
   a = s + 3
+  assert ex['tokens'][s + 2, tk.F.type] == getattr(tk, mask)  # the cue, after [BOS] syl [EOS]
   for k in decode_lib.PROMPT_KEYS[:-1]:
     np.testing.assert_array_equal(got[k][0, :a], ex[k][:a], err_msg=k)
     np.testing.assert_array_equal(got[k][0, -1], ex[k][a], err_msg=k)  # SEP
@@ -215,3 +229,16 @@ def test_make_grids_needs_the_periodic_token_grid():
   for bad in ([0, 25, 50], [0, 30, 120, 130]):
     with pytest.raises(ValueError, match='repeat every'):
       sampling.make_grids(np.array(bad), np.array([30]))
+
+
+def test_chain_decoding_gives_valid_songs():
+  tok, _, _ = tiny(cfg=CHAIN_CFG)
+  lyrics, rows_l, out = _decode(_lyrics(), cfg=CHAIN_CFG, seed=3)
+  for b, lyr in enumerate(lyrics):
+    assert generation.invalid_reason(out.notes[b], int(out.num_notes[b]), bool(out.stopped[b]),
+                                     lyr.num_syllables, lyr.bar_ticks, tok, (36, 96)) is None
+
+
+def test_sample_order_is_the_chain_order():
+  from songglm_jax.model import chain
+  assert sampling.SAMPLE_ORDER == chain.CHAIN

@@ -116,46 +116,72 @@ def _prepared_with(data_dir: pathlib.Path, config: Any) -> prepare.PrepareOption
     return stages.prepare_options(config)
 
 
-def run_stage(config: Any, workdir: str | os.PathLike) -> dict:
-  """Generate for the validation songs' lyrics and evaluate; returns the result (process 0)."""
+def run_stage(config: Any, workdir: str | os.PathLike, out: str | os.PathLike | None = None,
+              num_samples: int | None = None) -> dict:
+  """Generate for the validation songs' lyrics and evaluate; returns the result (process 0).
+
+  ``out`` (default ``W/eval``) and ``num_samples`` (default ``config.evaluate.num_samples``) let
+  a benchmark keep several decoding settings of one workdir side by side.
+  """
   import jax  # pylint: disable=import-outside-toplevel
   result = {}
   if jax.process_index() == 0:
-    result = _run(config, pathlib.Path(workdir))
+    result = _run(config, pathlib.Path(workdir), None if out is None else pathlib.Path(out),
+                  num_samples)
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
     multihost_utils.sync_global_devices('evaluate done')
   return result
 
 
-def _run(config: Any, work: pathlib.Path) -> dict:
-  from songglm_jax import generate  # pylint: disable=import-outside-toplevel
-  from songglm_jax.metrics import evaluation, report  # pylint: disable=import-outside-toplevel
+def split_songs(config: Any, work: pathlib.Path, split: str = 'valid'
+                ) -> tuple[dict[str, Song], pathlib.Path, str]:
+  """The songs of a split of the workdir's evaluation dataset (the fine-tuning data when it was
+  prepared, else the pre-training data), re-read from their source files.
+
+  Returns:
+    ({file name: song}, the dataset folder, the source).
+  """
   from songglm_jax.train import loop  # pylint: disable=import-outside-toplevel
-  e = config.evaluate
-  if int(e.num_samples) < 1 or int(e.num_songs) < 0 or int(e.workers) < 1:
-    raise ValueError(f'config.evaluate: num_samples and workers must be >= 1 and num_songs >= 0, '
-                     f'got {e.num_samples}, {e.workers}, {e.num_songs}')
   data_dir = loop.data_dir_for(work, 'finetune')
   source = str(config.data.finetune_source if data_dir.name == 'finetune'
                else config.data.pretrain_source)
-  out = work / 'eval'
-  t0 = time.perf_counter()
-  recs = valid_records(data_dir, int(e.num_songs))
+  if split == 'valid':
+    recs = valid_records(data_dir, int(config.evaluate.num_songs))
+  else:
+    rs = records.RecordSource([records.split_path(data_dir, split)])
+    recs = sorted((rs[i] for i in range(len(rs))), key=lambda r: r.name)
   songs, missing = reference_songs(recs, source, _prepared_with(data_dir, config))
   if missing:
-    logging.warning('evaluate: %d validation songs not found again in %s (changed files?): %s',
-                    len(missing), source, missing[:5])
+    logging.warning('evaluate: %d %s songs not found again in %s (changed files?): %s',
+                    len(missing), split, source, missing[:5])
   if not songs:
-    raise ValueError(f'evaluate: none of the {len(recs)} validation songs could be read again '
+    raise ValueError(f'evaluate: none of the {len(recs)} {split} songs could be read again '
                      f'from {source}')
+  return songs, data_dir, source
+
+
+def _run(config: Any, work: pathlib.Path, out: pathlib.Path | None = None,
+         num_samples: int | None = None) -> dict:
+  """Sing the validation lyrics into ``out/generated`` (default ``W/eval``) and evaluate them
+  against ``out/reference`` into ``out/result.json``."""
+  from songglm_jax import generate  # pylint: disable=import-outside-toplevel
+  from songglm_jax.metrics import evaluation, report  # pylint: disable=import-outside-toplevel
+  e = config.evaluate
+  num_samples = int(e.num_samples) if num_samples is None else int(num_samples)
+  if num_samples < 1 or int(e.num_songs) < 0 or int(e.workers) < 1:
+    raise ValueError(f'config.evaluate: num_samples and workers must be >= 1 and num_songs >= 0, '
+                     f'got {num_samples}, {e.workers}, {e.num_songs}')
+  out = work / 'eval' if out is None else pathlib.Path(out)
+  t0 = time.perf_counter()
+  songs, data_dir, _ = split_songs(config, work, 'valid')
   write_reference(songs, out / 'reference')
   print(f'[evaluate] {len(songs)} validation songs of {data_dir.name} in '
         f'{out / "reference"}', flush=True)
   g = config.generate
   gen = generate.run(str(work), out / 'generated', stage=str(g.stage) or None,
                      songs_from=str(out / 'reference'), resume=True, config=config,
-                     num_samples=int(e.num_samples))
+                     num_samples=num_samples)
   stamp = {'stage': gen.get('stage'), 'step': gen.get('step'), 'options': gen.get('options'),
            'songs': sorted(songs)}
   done = out / 'result.json'

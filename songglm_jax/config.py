@@ -14,6 +14,7 @@ from typing import Sequence
 
 import ml_collections
 
+from songglm_jax.model import config as model_config
 from songglm_jax.train.mesh import DEFAULT_RULES
 
 # Every stage name the program knows, in run order. Which of them this version can run is
@@ -28,6 +29,12 @@ SAMPLE_LYRICS = ('Twinkle, twinkle, little star, how I wonder what you are. '
                  'Up above the world so high, like a diamond in the sky. | '
                  'Row, row, row your boat, gently down the stream. '
                  'Merrily, merrily, merrily, merrily, life is but a dream.')
+
+
+# Fields added after workdirs were first written, with the value that reproduces what such a
+# workdir did: a resumed or reused stage whose config.json lacks one is read with this value.
+LATER_FIELDS = {**{f'model.{k}': v for k, v in model_config.LATER_FIELDS.items()},
+                'pipeline.finetune_mask': 'MASK'}
 
 
 def _train_section(**kw) -> ml_collections.ConfigDict:

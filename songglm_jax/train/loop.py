@@ -41,6 +41,7 @@ from flax import nnx
 from jax.experimental import multihost_utils
 
 from songglm_jax import atomic
+from songglm_jax import config as config_lib
 from songglm_jax.data import packing, pipeline, records
 from songglm_jax.data import tokenizer as tok
 from songglm_jax.model import GLM, ModelConfig
@@ -108,6 +109,9 @@ def _check_resume(stage_dir: pathlib.Path, config: ml_collections.ConfigDict, st
     return
   old = run_identity(json.loads(path.read_text()), stage)
   new = run_identity(json.loads(config.to_json()), stage)
+  for key, value in config_lib.LATER_FIELDS.items():  # written before the field existed
+    if key in new and key not in old:
+      old[key] = value
   diff = [f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in sorted(set(old) | set(new))
           if old.get(k) != new.get(k)]
   if diff:

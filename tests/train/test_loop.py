@@ -72,6 +72,20 @@ def test_resuming_under_another_config_is_refused(tmp_path):
     loop.run_stage(config, work, 'pretrain')
 
 
+def test_a_stage_written_before_later_fields_existed_is_reused(tmp_path, capsys):
+  work = tmp_path / 'work'
+  shutil.copytree(helpers.reference_run(), work)
+  path = work / 'pretrain' / 'config.json'
+  old = json.loads(path.read_text())
+  del old['model']['field_conditioning'], old['pipeline']['finetune_mask']
+  path.write_text(json.dumps(old))
+  config = helpers.reference_config()
+  assert loop.run_stage(config, work, 'pretrain')['skipped']
+  config.model.field_conditioning = 'chain'  # not what that stage was trained with
+  with pytest.raises(ValueError, match='model.field_conditioning'):
+    loop.run_stage(config, work, 'pretrain')
+
+
 def test_batch_that_cannot_be_split_is_a_clear_error(tmp_path):
   config = helpers.tiny_config(grad_accum_steps=3)
   with pytest.raises(ValueError, match='grad_accum_steps=3'):

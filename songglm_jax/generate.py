@@ -44,8 +44,8 @@ def define_flags() -> None:
   flags.DEFINE_string('workdir', None, 'trained workdir (checkpoints, config.json)')
   flags.DEFINE_string('stage', None, 'checkpoint of this training stage (default: finetune when '
                       'it has one, else pretrain)')
-  flags.DEFINE_string('checkpoint', None, "'best' (lowest held-out loss, else the newest) or "
-                      "'latest' (default: config.generate.checkpoint)")
+  flags.DEFINE_string('checkpoint', None, "'best' (lowest held-out loss, else the newest), "
+                      "'latest', or a kept step number (default: config.generate.checkpoint)")
   flags.DEFINE_string('lyrics', None, 'lyrics text; several songs separated by "|"')
   flags.DEFINE_string('lyrics_file', None, 'a UTF-8 text file of lyrics (one song)')
   flags.DEFINE_string('lyrics_from', None, 'folder (or file) of songs whose lyrics to sing')
@@ -99,7 +99,7 @@ def options(config: Any, **overrides) -> generation.GenerateOptions:
 
 
 def checkpoint_choice(config: Any, flag: Optional[str] = None) -> str:
-  """'best' or 'latest': ``flag`` (``--checkpoint``) when given, else
+  """'best', 'latest' or a step number: ``flag`` (``--checkpoint``) when given, else
   ``config.generate.checkpoint``, else 'best' (a config without the field, e.g. an older
   workdir's ``config.json``).
 
@@ -112,9 +112,7 @@ def checkpoint_choice(config: Any, flag: Optional[str] = None) -> str:
   else:
     section = config.generate if config is not None and 'generate' in config else {}
     value, where = section.get('checkpoint', 'best'), 'config.generate.checkpoint'
-  if value not in checkpoint.KINDS:
-    raise ValueError(f'{where}: expected one of {checkpoint.KINDS}, got {value!r}')
-  return str(value)
+  return checkpoint.check_kind(value, where)
 
 
 def _check_one_source(text, text_file, songs_from) -> None:
@@ -247,7 +245,7 @@ def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
       (kind and step), lyrics source and options.
     config: the config whose ``generate`` section and ``seed`` to use (default: the workdir's
       ``config.json``).
-    checkpoint: 'best' or 'latest' (None: from the config; see :func:`checkpoint_choice`).
+    checkpoint: 'best', 'latest' or a step (None: from the config; :func:`checkpoint_choice`).
     overrides: GenerateOptions fields (None = from the config; see :func:`options`).
   """
   from songglm_jax.train import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel

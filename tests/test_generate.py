@@ -235,8 +235,9 @@ def test_checkpoint_choice_flag_then_config_then_best():
   assert generate.checkpoint_choice(c, 'best') == 'best'
   old = ml_collections.ConfigDict({'generate': _generate_section()})  # an older config.json
   assert generate.checkpoint_choice(old) == generate.checkpoint_choice(None) == 'best'
-  with pytest.raises(ValueError, match=r"^--checkpoint: expected one of \('best', 'latest'\), "
-                     "got 'newest'$"):
+  assert generate.checkpoint_choice(c, '200') == '200'
+  with pytest.raises(ValueError, match=r"^--checkpoint: expected one of \('best', 'latest'\) "
+                     "or a step number, got 'newest'$"):
     generate.checkpoint_choice(c, 'newest')
   c.generate.checkpoint = 'last'
   with pytest.raises(ValueError, match='^config.generate.checkpoint: expected one of'):

@@ -53,7 +53,19 @@ from songglm_jax.train.step import TrainState
 ITEMS = ('model', 'optimizer', 'data')
 BEST_ITEMS = ('model',)  # W/<stage>/best/<step>/: the parameters alone
 BEST_DIR, BEST_JSON = 'best', 'best.json'
-KINDS = ('best', 'latest')  # which checkpoint load_for_inference restores
+KINDS = ('best', 'latest')  # which checkpoint load_for_inference restores (or a step number)
+
+
+def check_kind(which, where: str) -> str:
+  """``which`` as load_for_inference takes it: 'best', 'latest' or a step number (digits).
+
+  Raises:
+    ValueError: anything else (naming ``where``, the flag or config field it came from).
+  """
+  text = str(which).strip()
+  if text not in KINDS and not text.isdigit():
+    raise ValueError(f'{where}: expected one of {KINDS} or a step number, got {which!r}')
+  return text
 TRASH = '.trash'
 STAGE_FILES = ('config.json', 'vocab.json')  # written by the loop beside checkpoints/
 
@@ -415,15 +427,15 @@ def load_for_inference(workdir: str, stage: str | None = None, which: str = 'bes
 
   Args:
     which: 'best': the step of the lowest held-out loss (``W/<stage>/best.json``) when the
-      stage has one that restores, else the newest; 'latest': the newest.
-      ``Inference.checkpoint`` says which was used.
+      stage has one that restores, else the newest; 'latest': the newest; a step number
+      ('200'): that step of ``W/<stage>/checkpoints`` (it must still be kept there).
+      ``Inference.checkpoint`` says which was used ('best', 'latest' or 'step').
 
   Raises:
     ValueError: a bad ``which``, the workdir has no checkpoint (of that stage), or its files are
       unreadable.
   """
-  if which not in KINDS:
-    raise ValueError(f'checkpoint: expected one of {KINDS}, got {which!r}')
+  which = check_kind(which, 'checkpoint')
   work = pathlib.Path(workdir)
   if stage is None:
     stage = next((s for s in ('finetune', 'pretrain') if _has_checkpoint(work / s)), None)
@@ -446,12 +458,17 @@ def load_for_inference(workdir: str, stage: str | None = None, which: str = 'bes
   if best is not None:
     (step, restored), kind = best, 'best'
   else:
-    kind = 'latest'
+    kind = 'step' if which.isdigit() else 'latest'
     ckpt = Checkpoints(stage_dir / 'checkpoints', read_only=True)
     try:
       step = ckpt.latest_step()
       if step is None:
         raise ValueError(f'{ckpt.directory}: no complete checkpoint')
+      if kind == 'step':
+        if int(which) not in ckpt.all_steps():
+          raise ValueError(f'{ckpt.directory}: no checkpoint of step {which} (kept: '
+                           f'{ckpt.all_steps()})')
+        step = int(which)
       restored = ckpt.restore_params(step, like)
     finally:
       ckpt.close()

@@ -98,6 +98,11 @@ def test_load_for_inference_picks_best_or_latest(trained):
   assert (latest.step, latest.checkpoint) == (6, 'latest')
   _assert_same(latest.params, saved.restore_params(6, latest.params))
   assert ckpt_lib.load_for_inference(str(work)).checkpoint == 'best'  # the default
+  kept = ckpt_lib.load_for_inference(str(work), which='4')
+  assert (kept.step, kept.checkpoint) == (4, 'step')
+  _assert_same(kept.params, saved.restore_params(4, kept.params))
+  with pytest.raises(ValueError, match='no checkpoint of step 5'):
+    ckpt_lib.load_for_inference(str(work), which='5')
   with pytest.raises(ValueError, match=r"^checkpoint: expected one of \('best', 'latest'\)"):
     ckpt_lib.load_for_inference(str(work), which='newest')
 

@@ -34,7 +34,7 @@ SAMPLE_LYRICS = ('Twinkle, twinkle, little star, how I wonder what you are. '
 # Fields added after workdirs were first written, with the value that reproduces what such a
 # workdir did: a resumed or reused stage whose config.json lacks one is read with this value.
 LATER_FIELDS = {**{f'model.{k}': v for k, v in model_config.LATER_FIELDS.items()},
-                'pipeline.finetune_mask': 'MASK'}
+                'pipeline.finetune_mask': 'MASK', 'pretrain.seq_len': 0, 'finetune.seq_len': 0}
 
 
 def _train_section(**kw) -> ml_collections.ConfigDict:
@@ -43,6 +43,8 @@ def _train_section(**kw) -> ml_collections.ConfigDict:
   s.num_train_steps = kw['num_train_steps']  # optimizer updates of the stage
   s.batch_size = kw['batch_size']  # packed rows per update over all processes; a multiple of
                                    # mesh data x fsdp, of the process count and of grad_accum_steps
+  s.seq_len = 0                    # tokens per packed row in this stage (0 = pipeline.seq_len);
+                                   # at most model.max_len
   s.grad_accum_steps = 1           # micro-batches per update (rows i, i+k, ...; same update)
   s.learning_rate = kw['learning_rate']  # peak of the one-cycle schedule
   s.warmup_fraction = 0.2          # share of num_train_steps with linear warm-up

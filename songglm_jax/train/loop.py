@@ -73,11 +73,14 @@ def data_dir_for(workdir: pathlib.Path, stage: str) -> pathlib.Path:
   return workdir / 'data' / 'pretrain'
 
 
-def pipeline_options(config: ml_collections.ConfigDict, batch_size: int
+def pipeline_options(config: ml_collections.ConfigDict, batch_size: int, seq_len: int = 0
                      ) -> pipeline.PipelineOptions:
-  """``config.pipeline`` with the stage's batch size (the stage sections own batch_size)."""
+  """``config.pipeline`` with the stage's batch size (the stage sections own batch_size) and,
+  when given (> 0), the stage's packed row length."""
   section = ml_collections.ConfigDict(config.pipeline.to_dict())
   section.batch_size = int(batch_size)
+  if int(seq_len) > 0:
+    section.seq_len = int(seq_len)
   return pipeline.PipelineOptions.from_config(section, seed=int(config.seed))
 
 
@@ -129,8 +132,9 @@ def _check_sizes(section, plan: Plan, opts: pipeline.PipelineOptions, model_cfg:
                      f'micro-batch of {b // max(k, 1)} rows must split over mesh data x fsdp = '
                      f'{split} devices, and that split over the {p} process(es)')
   if opts.seq_len > model_cfg.max_len:
-    raise ValueError(f'config.model.max_len={model_cfg.max_len} < config.pipeline.seq_len='
-                     f'{opts.seq_len}: the position tables must cover a packed row')
+    raise ValueError(f'config.model.max_len={model_cfg.max_len} < the {stage} rows\' seq_len '
+                     f'{opts.seq_len} (config.{stage}.seq_len, else config.pipeline.seq_len): '
+                     'the position tables must cover a packed row')
 
 
 def _abstract_state(model_fn, tx, plan: Plan):
@@ -273,7 +277,7 @@ def _train(config, work: pathlib.Path, stage: str, ckpt: ckpt_lib.Checkpoints,
   model_cfg = ModelConfig.from_config(config.model)
   opt_cfg = optim.OptimConfig.from_config(config.optim, section)
   plan = Plan.from_config(config.mesh)
-  opts = pipeline_options(config, section.batch_size)
+  opts = pipeline_options(config, section.batch_size, int(section.get('seq_len', 0)))
   _check_sizes(section, plan, opts, model_cfg, stage)
   if primary and not start:
     atomic.write_text(stage_dir / 'config.json', config.to_json(indent=1, sort_keys=True) + '\n')

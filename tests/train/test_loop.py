@@ -161,3 +161,12 @@ def test_finetune_reads_its_own_corpus_when_prepared(tmp_path):
   (tmp_path / 'data' / 'finetune' / 'report.json').write_text('{}')
   assert loop.data_dir_for(tmp_path, 'finetune') == tmp_path / 'data' / 'finetune'
   assert loop.data_dir_for(tmp_path, 'pretrain') == tmp_path / 'data' / 'pretrain'
+
+
+def test_a_stage_may_pack_shorter_rows_than_the_pipeline(tmp_path):
+  config = helpers.reference_config()
+  assert loop.pipeline_options(config, 8).seq_len == config.pipeline.seq_len
+  assert loop.pipeline_options(config, 8, 64).seq_len == 64
+  config.pretrain.seq_len = config.model.max_len + 8
+  with pytest.raises(ValueError, match='config.pretrain.seq_len'):
+    loop.run_stage(config, helpers.workdir_with_data(tmp_path), 'pretrain')

@@ -1,0 +1,85 @@
+r"""Collect quality_bench results into one markdown table.
+
+    .venv/bin/python benchmarks/quality_table.py W1 W2/quality/TAG ... [--sort=OA_PCH]
+
+Each argument is a workdir (every ``W/quality/*/bench.json`` in it) or one run folder
+(``W/quality/TAG``). Prints a markdown table, one row per run: the workdir and tag, the overrides
+it was run with, every metric as mean ± std over its sample sets, invalid songs, and the training
+and generation wall times; then the random-human calibration row of the first workdir and the
+paper's row. Last line: a JSON object with the rows.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+
+import common  # noqa: F401  (sets sys.path)
+
+COLS = (('OA_A', 'OA(A)'), ('OA_PCH', 'OA(PCH)'), ('OA_IOI', 'OA(IOI)'), ('OA_DD', 'OA(DD)'),
+        ('MD', 'MD'), ('AA', 'AA'), ('SBA_generated', 'SBA'), ('SPA_generated', 'SPA'),
+        ('PEA_generated', 'PEA'))
+
+
+def _runs(paths):
+  out = []
+  for p in map(pathlib.Path, paths):
+    if (p / 'bench.json').is_file():
+      out.append(p / 'bench.json')
+    else:
+      out.extend(sorted(p.glob('quality/*/bench.json')))
+  return out
+
+
+def _cell(m, key):
+  v = m.get(key)
+  if v is None:
+    return '-'
+  s = m.get(f'{key}_std')
+  digits = 3 if key == 'MD' else 2
+  return f'{v:.{digits}f}' + (f' ± {s:.{digits}f}' if s is not None else '')
+
+
+def _minutes(b, keys):
+  vals = [b['seconds'].get(k) for k in keys]
+  return f'{sum(v for v in vals if v) / 60:.1f}' if any(vals) else '-'
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  ap.add_argument('paths', nargs='+')
+  ap.add_argument('--sort', default=None, help='metric to sort rows by (descending)')
+  args = ap.parse_args()
+  files = _runs(args.paths)
+  if not files:
+    print(f'quality_table: no bench.json under {args.paths}', file=sys.stderr)
+    sys.exit(1)
+  benches = [json.loads(f.read_text()) for f in files]
+  if args.sort:
+    benches.sort(key=lambda b: -(b['metrics'].get(args.sort) or 0))
+  head = ['run', 'overrides'] + [c for _, c in COLS] + ['invalid', 'train min', 'gen+eval min']
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
+  rows = []
+  for b in benches:
+    name = f'{pathlib.Path(b["workdir"]).name}/{b["tag"]}'
+    over = ', '.join(f'{k}={v}' for k, v in sorted((b.get('config_overrides') or {}).items()))
+    cells = [name, over or '-'] + [_cell(b['metrics'], k) for k, _ in COLS] + [
+        str(b['num_invalid']), _minutes(b, ('prepare', 'pretrain', 'finetune')),
+        _minutes(b, ('generate_evaluate',))]
+    lines.append('| ' + ' | '.join(cells) + ' |')
+    rows.append({'run': name, 'overrides': b.get('config_overrides'), 'metrics': b['metrics'],
+                 'num_invalid': b['num_invalid'], 'seconds': b['seconds']})
+  calib = next((b['calibration_random_human'] for b in benches
+                if b.get('calibration_random_human')), None)
+  if calib:
+    lines.append('| random human songs | - | ' + ' | '.join(_cell(calib, k) for k, _ in COLS)
+                 + ' | - | - | - |')
+  paper = benches[0]['paper']
+  lines.append('| SongGLM (paper) | - | ' + ' | '.join(
+      f'{paper[k]:.2f}' if k in paper else '-' for k, _ in COLS) + ' | - | - | - |')
+  print('\n'.join(lines))
+  print(json.dumps({'rows': rows, 'random_human': calib, 'paper': paper}))
+
+
+if __name__ == '__main__':
+  main()

@@ -261,8 +261,8 @@ def main():
   valid = untrained_validity(lyrics)
   trained = {}
   if args.workdir:
-    from songglm_jax.train import checkpoint
-    inf = checkpoint.load_for_inference(args.workdir)
+    from songglm_jax.train import inference
+    inf = inference.load_for_inference(args.workdir)
     lyr, _ = bench_lyrics(str(inf.config.data.stress_lookup))
     trained = validity(inf.model_cfg, inf.field_sizes, inf.tokenizer, inf.graphdef, inf.params,
                        lyr)

@@ -40,11 +40,11 @@ def main(argv):
   import optax
   from flax import nnx
   from songglm_jax.data import pipeline, tokenizer as tk
-  from songglm_jax.train import checkpoint, loop
+  from songglm_jax.train import inference, loop
   if not FLAGS.workdir:
     raise ValueError('--workdir is required')
   work = pathlib.Path(FLAGS.workdir)
-  inf = checkpoint.load_for_inference(str(work), FLAGS.stage, which=FLAGS.checkpoint)
+  inf = inference.load_for_inference(str(work), FLAGS.stage, which=FLAGS.checkpoint)
   config = inf.config
   data_dir = loop.data_dir_for(work, 'finetune')
   section = config.finetune

@@ -106,13 +106,13 @@ def checkpoint_choice(config: Any, flag: Optional[str] = None) -> str:
   Raises:
     ValueError: any other value.
   """
-  from songglm_jax.train import checkpoint  # pylint: disable=import-outside-toplevel
+  from songglm_jax.train import inference as inference_lib  # pylint: disable=import-outside-toplevel
   if flag is not None:
     value, where = flag, '--checkpoint'
   else:
     section = config.generate if config is not None and 'generate' in config else {}
     value, where = section.get('checkpoint', 'best'), 'config.generate.checkpoint'
-  return checkpoint.check_kind(value, where)
+  return inference_lib.check_kind(value, where)
 
 
 def _check_one_source(text, text_file, songs_from) -> None:
@@ -248,14 +248,14 @@ def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
     checkpoint: 'best', 'latest' or a step (None: from the config; :func:`checkpoint_choice`).
     overrides: GenerateOptions fields (None = from the config; see :func:`options`).
   """
-  from songglm_jax.train import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
+  from songglm_jax.train import inference as inference_lib  # pylint: disable=import-outside-toplevel
   _check_one_source(text, text_file, songs_from)  # before the (slower) checkpoint load
   source = config
   if source is None and checkpoint is None:  # the workdir's (when missing, the load says so)
     path = pathlib.Path(workdir) / 'config.json'
-    source = ckpt_lib.read_config(path) if path.is_file() else None
+    source = inference_lib.read_config(path) if path.is_file() else None
   which = checkpoint_choice(source, checkpoint)
-  inf = ckpt_lib.load_for_inference(workdir, stage, which=which)
+  inf = inference_lib.load_for_inference(workdir, stage, which=which)
   config = inf.config if config is None else config
   stress_lookup = str(config.data.stress_lookup) if 'data' in config else 'word'
   lyrics = read_lyrics(text=text, text_file=text_file, songs_from=songs_from,

@@ -2,7 +2,7 @@
 detokenizing.
 
 :class:`Generator` takes the model explicitly (``model_cfg, field_sizes, tokenizer, graphdef,
-params``) so it runs on a checkpoint (``train.checkpoint.load_for_inference``) or on random
+params``) so it runs on a checkpoint (``train.inference.load_for_inference``) or on random
 weights (tests, benchmarks). One call decodes every (lyrics window, sample) row of a run in
 batches of ``batch_size`` rows padded to one shape (rows sorted by length, the last batch
 filled with copies), so a run compiles once.

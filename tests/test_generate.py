@@ -246,7 +246,7 @@ def test_checkpoint_choice_flag_then_config_then_best():
 
 def test_resume_regenerates_when_the_checkpoint_changes(workdir, tmp_path, capsys):
   import shutil
-  from songglm_jax.train import checkpoint
+  from songglm_jax.train import checkpoint, inference
   from tests.train import helpers
   work = tmp_path / 'work'
   shutil.copytree(workdir, work, ignore=shutil.ignore_patterns('samples'))
@@ -259,7 +259,7 @@ def test_resume_regenerates_when_the_checkpoint_changes(workdir, tmp_path, capsy
   assert (first['checkpoint'], first['step']) == ('latest', 2)  # no best: the newest
   best = checkpoint.BestCheckpoint(work / 'pretrain', start=2)
   try:
-    best.offer(1, checkpoint.load_for_inference(str(work)).params, 1.0)
+    best.offer(1, inference.load_for_inference(str(work)).params, 1.0)
   finally:
     best.close()
   capsys.readouterr()

@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-from songglm_jax.train import checkpoint
+from songglm_jax.train import inference
 from tests.conftest import REPO
 from tests.train import helpers
 
@@ -77,7 +77,7 @@ def test_main_job_runs_every_stage_then_keeps_finished_stages(tmp_path):
   assert r.returncode == 0, r.stderr[-3000:]
   assert 'already prepared' in r.stdout and r.stdout.count('already trained') == 2
   assert 'already generated' in r.stdout and 'already evaluated' in r.stdout
-  assert checkpoint.load_for_inference(str(work)).stage == 'finetune'
+  assert inference.load_for_inference(str(work)).stage == 'finetune'
 
 
 def test_console_keeps_project_info_and_every_warning_but_drops_library_info():

@@ -47,6 +47,7 @@ from songglm_jax.data import tokenizer as tok
 from songglm_jax.model import GLM, ModelConfig
 from songglm_jax.model import inputs as inputs_lib
 from songglm_jax.train import checkpoint as ckpt_lib
+from songglm_jax.train import inference as inference_lib
 from songglm_jax.train import logger as logger_lib
 from songglm_jax.train import optim
 from songglm_jax.train import step as step_lib
@@ -272,7 +273,7 @@ def _train(config, work: pathlib.Path, stage: str, ckpt: ckpt_lib.Checkpoints,
   if not (data_dir / 'report.json').is_file():
     raise ValueError(f'{data_dir}: no prepared dataset; run the prepare stage first '
                      "(config.stages=prepare,...)")
-  tokenizer = ckpt_lib.read_tokenizer(data_dir / 'vocab.json')
+  tokenizer = inference_lib.read_tokenizer(data_dir / 'vocab.json')
   sizes = tokenizer.field_sizes
   model_cfg = ModelConfig.from_config(config.model)
   opt_cfg = optim.OptimConfig.from_config(config.optim, section)

@@ -23,6 +23,7 @@ import numpy as np
 from songglm_jax.data import tokenizer as tok
 from songglm_jax.model import ModelConfig
 from songglm_jax.train import checkpoint as ckpt_lib
+from songglm_jax.train import inference as inference_lib
 from songglm_jax.train.mesh import Plan
 
 REMAPPED = {('embed', 'fields', 'syllable'): 'syllables', ('embed', 'fields', 'stress'): 'stress'}
@@ -74,8 +75,8 @@ def load_pretrained(init_from: str, workdir: pathlib.Path, model_cfg: ModelConfi
     (params, a one-line description of the source for the console).
   """
   folder, step = resolve_source(init_from, workdir)
-  src_tok = ckpt_lib.read_tokenizer(folder.parent / 'vocab.json')
-  _, src_abstract = ckpt_lib.abstract_params(model_cfg, src_tok.field_sizes)
+  src_tok = inference_lib.read_tokenizer(folder.parent / 'vocab.json')
+  _, src_abstract = inference_lib.abstract_params(model_cfg, src_tok.field_sizes)
   src_like = ckpt_lib.abstract_like(src_abstract, plan.tree_shardings(src_abstract))
   ck = ckpt_lib.Checkpoints(folder, read_only=True)
   try:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from songglm_jax.train import checkpoint as ckpt_lib
+from songglm_jax.train import inference as inference_lib
 from songglm_jax.train import loop
 from tests.train import helpers
 
@@ -91,29 +92,29 @@ def test_best_json_names_the_lowest_eval_step_and_the_folder_holds_it_alone(trai
 def test_load_for_inference_picks_best_or_latest(trained):
   work, _ = trained
   saved = ckpt_lib.Checkpoints(work / 'pretrain' / 'checkpoints', read_only=True)
-  best = ckpt_lib.load_for_inference(str(work), which='best')
+  best = inference_lib.load_for_inference(str(work), which='best')
   assert (best.stage, best.step, best.checkpoint) == ('pretrain', 4, 'best')
   _assert_same(best.params, saved.restore_params(4, best.params))
-  latest = ckpt_lib.load_for_inference(str(work), which='latest')
+  latest = inference_lib.load_for_inference(str(work), which='latest')
   assert (latest.step, latest.checkpoint) == (6, 'latest')
   _assert_same(latest.params, saved.restore_params(6, latest.params))
-  assert ckpt_lib.load_for_inference(str(work)).checkpoint == 'best'  # the default
-  kept = ckpt_lib.load_for_inference(str(work), which='4')
+  assert inference_lib.load_for_inference(str(work)).checkpoint == 'best'  # the default
+  kept = inference_lib.load_for_inference(str(work), which='4')
   assert (kept.step, kept.checkpoint) == (4, 'step')
   _assert_same(kept.params, saved.restore_params(4, kept.params))
   with pytest.raises(ValueError, match='no checkpoint of step 5'):
-    ckpt_lib.load_for_inference(str(work), which='5')
+    inference_lib.load_for_inference(str(work), which='5')
   with pytest.raises(ValueError, match=r"^checkpoint: expected one of \('best', 'latest'\)"):
-    ckpt_lib.load_for_inference(str(work), which='newest')
+    inference_lib.load_for_inference(str(work), which='newest')
 
 
 def test_load_for_inference_falls_back_to_the_newest_without_a_usable_best(trained, tmp_path):
   work = _copy(trained, tmp_path)
   shutil.rmtree(work / 'pretrain' / 'best' / '4' / 'model')  # best.json names a broken step
-  got = ckpt_lib.load_for_inference(str(work))
+  got = inference_lib.load_for_inference(str(work))
   assert (got.step, got.checkpoint) == (6, 'latest')
   (work / 'pretrain' / 'best.json').unlink()  # no best at all
-  got = ckpt_lib.load_for_inference(str(work))
+  got = inference_lib.load_for_inference(str(work))
   assert (got.step, got.checkpoint) == (6, 'latest')
 
 
@@ -143,7 +144,7 @@ def test_stale_or_corrupt_best_files_do_not_break_training(trained, tmp_path, mo
   assert summary['step'] == 6
   assert _record(work / 'pretrain') == {'step': 6, 'eval_loss': 4.5} and _best_steps(work) == [6]
   assert sorted(p.name for p in (work / 'pretrain' / 'best').iterdir()) == ['.trash', '6']
-  got = ckpt_lib.load_for_inference(str(work))
+  got = inference_lib.load_for_inference(str(work))
   assert (got.step, got.checkpoint) == (6, 'best')
 
 

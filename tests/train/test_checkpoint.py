@@ -17,6 +17,7 @@ import pytest
 from songglm_jax.data import pipeline
 from songglm_jax.model import GLM, ModelConfig
 from songglm_jax.train import checkpoint as ckpt_lib
+from songglm_jax.train import inference as inference_lib
 from songglm_jax.train import loop, optim
 from songglm_jax.train import step as step_lib
 from songglm_jax.train.mesh import Plan
@@ -28,7 +29,7 @@ def _initial_state():
   """The reference run's initial state (the same program, so its compilation is shared)."""
   config = helpers.reference_config()
   data = helpers.prepared_corpus() / 'data' / 'pretrain'
-  sizes = ckpt_lib.read_tokenizer(data / 'vocab.json').field_sizes
+  sizes = inference_lib.read_tokenizer(data / 'vocab.json').field_sizes
   tx, _ = optim.make_optimizer(optim.OptimConfig.from_config(config.optim, config.pretrain))
   model_cfg = ModelConfig.from_config(config.model)
   plan = Plan.from_config(config.mesh)
@@ -94,7 +95,7 @@ def test_an_unfinished_step_folder_is_ignored_and_removed(tmp_path):
 def test_load_for_inference_prefers_finetune_and_restores_the_model_alone(tmp_path):
   work = tmp_path / 'work'
   shutil.copytree(helpers.reference_run(), work)
-  got = ckpt_lib.load_for_inference(str(work), which='latest')
+  got = inference_lib.load_for_inference(str(work), which='latest')
   assert (got.stage, got.step, got.checkpoint) == ('pretrain', 12, 'latest')
   saved = ckpt_lib.Checkpoints(work / 'pretrain' / 'checkpoints', read_only=True)
   state, _ = _state_and_iterator()
@@ -106,7 +107,7 @@ def test_load_for_inference_prefers_finetune_and_restores_the_model_alone(tmp_pa
   # A fine-tuned checkpoint takes precedence.
   shutil.copytree(work / 'pretrain', work / 'finetune')
   shutil.rmtree(work / 'finetune' / 'checkpoints' / '12')
-  got = ckpt_lib.load_for_inference(str(work), which='latest')
+  got = inference_lib.load_for_inference(str(work), which='latest')
   assert (got.stage, got.step) == ('finetune', 9)
   model = got.model()
   assert set(model.heads.keys()) == set(got.model_cfg.target_fields)
@@ -114,9 +115,9 @@ def test_load_for_inference_prefers_finetune_and_restores_the_model_alone(tmp_pa
 
 def test_load_for_inference_without_checkpoint_is_a_clear_error(tmp_path):
   with pytest.raises(ValueError, match='no checkpoint'):
-    ckpt_lib.load_for_inference(str(tmp_path))
+    inference_lib.load_for_inference(str(tmp_path))
   with pytest.raises(ValueError, match='train the finetune stage'):
-    ckpt_lib.load_for_inference(str(helpers.reference_run()), stage='finetune')
+    inference_lib.load_for_inference(str(helpers.reference_run()), stage='finetune')
 
 
 def test_sigkill_then_rerun_reproduces_every_loss(tmp_path):

@@ -13,6 +13,7 @@ import pytest
 
 from songglm_jax import stages
 from songglm_jax.train import checkpoint as ckpt_lib
+from songglm_jax.train import inference as inference_lib
 from songglm_jax.train import loop, warm_start
 from tests.train import helpers
 
@@ -119,8 +120,8 @@ def test_finetune_starts_from_the_pretrained_parameters(tmp_path):
   config.stages = 'pretrain,finetune'
   config.finetune.update(checkpoint_every_steps=12, eval_every_steps=12)
   stages.run(config, str(work))
-  pre = ckpt_lib.load_for_inference(str(work), 'pretrain', which='latest')  # the warm start
-  fine = ckpt_lib.load_for_inference(str(work), 'finetune', which='latest')
+  pre = inference_lib.load_for_inference(str(work), 'pretrain', which='latest')  # the warm start
+  fine = inference_lib.load_for_inference(str(work), 'finetune', which='latest')
   assert fine.step == 12
   # 12 small AdamW updates from the pre-trained values, not from a fresh initialisation.
   moved = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(fine.params),
@@ -131,14 +132,14 @@ def test_finetune_starts_from_the_pretrained_parameters(tmp_path):
 
 
 def test_warm_start_reindexes_syllable_rows_to_the_new_vocabulary(tmp_path):
-  pre = ckpt_lib.load_for_inference(str(helpers.reference_run()), 'pretrain', which='latest')
+  pre = inference_lib.load_for_inference(str(helpers.reference_run()), 'pretrain', which='latest')
   other = helpers.prepared_corpus(1) / 'data' / 'pretrain'  # other songs, other vocabulary
-  vocab = ckpt_lib.read_tokenizer(other / 'vocab.json').vocab
-  sizes = ckpt_lib.read_tokenizer(other / 'vocab.json').field_sizes
+  vocab = inference_lib.read_tokenizer(other / 'vocab.json').vocab
+  sizes = inference_lib.read_tokenizer(other / 'vocab.json').field_sizes
   assert vocab.syllables != pre.tokenizer.vocab.syllables
   from songglm_jax.train.mesh import Plan
   plan = Plan.from_config(helpers.tiny_config().mesh)
-  _, like = ckpt_lib.abstract_params(pre.model_cfg, sizes)
+  _, like = inference_lib.abstract_params(pre.model_cfg, sizes)
   like = jax.tree.map(lambda x, s: jnp.zeros(x.shape, x.dtype, device=s), like,
                       plan.tree_shardings(like))
   params, note = warm_start.load_pretrained(str(helpers.reference_run()), tmp_path,

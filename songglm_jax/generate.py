@@ -3,14 +3,18 @@ r"""Lyrics -> songs on disk with a trained workdir.
     python -m songglm_jax.generate --workdir=W (--lyrics="..." | --lyrics_file=F |
         --lyrics_from=DIR) --output=OUT [--num_samples=N] [--seed=S] [--temperature=T]
         [--top_k=K] [--top_p=P] [--plot] [--stage=finetune] [--checkpoint=best|latest]
-        [--noconstrained]
+        [--noconstrained] [--language=en] [--title=T]
 
 Writes ``OUT/sample_K/NAME.mid`` (one lyric event per syllable at its first note) and
 ``OUT/sample_K/NAME.musicxml`` (syllables under the notes) for K = 0 .. N-1, with ``--plot`` also
 ``NAME.png`` (piano roll with syllables), and ``OUT/generate.json`` (options, one summary per
 song, the invalid fraction). NAME is the lyrics file's stem, the song file's path under DIR
 without its suffix, or a slug of the lyrics' first words. ``--lyrics`` may hold several songs
-separated by ``|``; in text, lines and ``. , ! ? ; :`` end phrases.
+separated by ``|``; in text, lines and ``. , ! ? ; :`` end phrases. ``--language`` (a pyphen
+language such as ``de``, ``fr``, ``es``; default ``en``) says how text words split into
+syllables; CJK characters, kana and hangul blocks are one syllable each in any language. The
+score's title is ``--title``, else the lyrics' first line (for ``--lyrics_from``: made from the
+song's first words).
 
 Sampling settings: ``--temperature`` / ``--top_k`` / ``--top_p`` take one value for every field
 (``0.9``) or per field (``pitch=1.0,bar=0.8``); unset ones come from the workdir's
@@ -34,6 +38,7 @@ from absl import flags, logging
 
 from songglm_jax import atomic, generation
 from songglm_jax import lyrics as lyrics_lib
+from songglm_jax.music import syllabify
 
 FLAGS = flags.FLAGS
 
@@ -57,6 +62,9 @@ def define_flags() -> None:
   flags.DEFINE_string('top_p', None, 'value, or field=value,... (1.0: off)')
   flags.DEFINE_boolean('constrained', None, 'alignment/time constraints (default: on)')
   flags.DEFINE_boolean('plot', False, 'also write a piano-roll PNG per song')
+  flags.DEFINE_string('language', 'en', 'language of text lyrics (a pyphen dictionary: en, de, '
+                      'fr, es, ...)')
+  flags.DEFINE_string('title', None, 'title written into the scores (default: from the lyrics)')
 
 
 def parse_field_values(text: Optional[str], cast, base: dict) -> Optional[dict]:
@@ -125,18 +133,26 @@ def _check_one_source(text, text_file, songs_from) -> None:
 
 def read_lyrics(*, text: Optional[str] = None, text_file: Optional[str] = None,
                 songs_from: Optional[str] = None, stress_lookup: str = 'word',
-                max_bar_ticks: int = 3840) -> list[lyrics_lib.Lyrics]:
-  """Lyrics from exactly one source (see the module docstring).
+                max_bar_ticks: int = 3840, language: str = 'en',
+                title: Optional[str] = None) -> list[lyrics_lib.Lyrics]:
+  """Lyrics from exactly one source (see the module docstring); ``language`` for text,
+  ``title`` (when given) for every song.
 
   Raises:
-    ValueError: not exactly one source, an unreadable file, or no lyrics.
+    ValueError: not exactly one source, an unreadable file, no lyrics, an unknown language.
   """
   _check_one_source(text, text_file, songs_from)
+  if title:
+    found = read_lyrics(text=text, text_file=text_file, songs_from=songs_from,
+                        stress_lookup=stress_lookup, max_bar_ticks=max_bar_ticks,
+                        language=language)
+    return [dataclasses.replace(x, title=title) for x in found]
   if text:
     songs = [t for t in text.split('|') if t.strip()]
     if not songs:
       raise ValueError('--lyrics: empty')
-    out = [lyrics_lib.from_text(t, stress_lookup=stress_lookup) for t in songs]
+    out = [lyrics_lib.from_text(t, stress_lookup=stress_lookup, language=language)
+           for t in songs]
     names = [x.name for x in out]
     return [x if names.count(x.name) == 1 else dataclasses.replace(x, name=f'{x.name}_{i}')
             for i, x in enumerate(out)]
@@ -146,7 +162,8 @@ def read_lyrics(*, text: Optional[str] = None, text_file: Optional[str] = None,
       content = path.read_text(encoding='utf-8')
     except (OSError, UnicodeDecodeError) as e:
       raise ValueError(f'--lyrics_file {path}: cannot read ({e})') from None
-    return [lyrics_lib.from_text(content, path.stem, stress_lookup=stress_lookup)]
+    return [lyrics_lib.from_text(content, path.stem, stress_lookup=stress_lookup,
+                                 language=language)]
   found, skipped = lyrics_lib.read_dir(songs_from, stress_lookup=stress_lookup,
                                        max_bar_ticks=max_bar_ticks)
   for name, reason in skipped.items():
@@ -186,7 +203,8 @@ def write_samples(results: Sequence[Sequence[generation.Sample]],
       else:
         base = out / f'sample_{smp.sample}' / lyr.name
         song_io.write_song(smp.song, base.with_name(base.name + '.mid'))
-        song_io.write_song(smp.song, base.with_name(base.name + '.musicxml'))
+        song_io.write_song(smp.song, base.with_name(base.name + '.musicxml'),
+                           title=lyr.title or None)
         if plot:
           from songglm_jax import pianoroll  # pylint: disable=import-outside-toplevel
           pianoroll.plot_song(smp.song, base.with_name(base.name + '.png'),
@@ -235,7 +253,8 @@ def generate_to_dir(model_cfg, field_sizes, tokenizer, graphdef, params,
 def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
         text: Optional[str] = None, text_file: Optional[str] = None,
         songs_from: Optional[str] = None, plot: bool = False, resume: bool = False,
-        config: Any = None, checkpoint: Optional[str] = None, **overrides) -> dict:
+        config: Any = None, checkpoint: Optional[str] = None, language: str = 'en',
+        title: Optional[str] = None, **overrides) -> dict:
   """Load the workdir's checkpoint and generate (the CLI and the main job's stage call this).
 
   Args:
@@ -246,10 +265,12 @@ def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
     config: the config whose ``generate`` section and ``seed`` to use (default: the workdir's
       ``config.json``).
     checkpoint: 'best', 'latest' or a step (None: from the config; :func:`checkpoint_choice`).
+    language, title: see :func:`read_lyrics`.
     overrides: GenerateOptions fields (None = from the config; see :func:`options`).
   """
   from songglm_jax.train import inference as inference_lib  # pylint: disable=import-outside-toplevel
   _check_one_source(text, text_file, songs_from)  # before the (slower) checkpoint load
+  syllabify.language_dictionary(language)  # an unknown language fails before the load too
   source = config
   if source is None and checkpoint is None:  # the workdir's (when missing, the load says so)
     path = pathlib.Path(workdir) / 'config.json'
@@ -260,12 +281,15 @@ def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
   stress_lookup = str(config.data.stress_lookup) if 'data' in config else 'word'
   lyrics = read_lyrics(text=text, text_file=text_file, songs_from=songs_from,
                        stress_lookup=stress_lookup,
-                       max_bar_ticks=inf.tokenizer.vocab.max_bar_ticks)
+                       max_bar_ticks=inf.tokenizer.vocab.max_bar_ticks, language=language,
+                       title=title)
   opts = options(config, **overrides)
   extra = {'workdir': str(workdir), 'stage': str(getattr(inf, 'stage', stage)),
            'checkpoint': str(inf.checkpoint), 'step': int(inf.step), 'plot': bool(plot),
            'prompt_mask': inf.prompt_mask,
            'lyrics_source': {'text': text, 'text_file': text_file, 'songs_from': songs_from}}
+  if language != 'en' or title:  # only then: a resumed run of an older generate.json matches
+    extra['lyrics_source'].update(language=language, title=title)
   done = pathlib.Path(output) / 'generate.json'
   if resume and done.is_file():
     try:
@@ -308,7 +332,7 @@ def main(argv):
       text=FLAGS.lyrics, text_file=FLAGS.lyrics_file, songs_from=FLAGS.lyrics_from,
       plot=FLAGS.plot, num_samples=FLAGS.num_samples, seed=FLAGS.seed,
       constrained=FLAGS.constrained, temperature=FLAGS.temperature, top_k=FLAGS.top_k,
-      top_p=FLAGS.top_p)
+      top_p=FLAGS.top_p, language=FLAGS.language, title=FLAGS.title)
 
 
 if __name__ == '__main__':

@@ -1,15 +1,20 @@
 """Lyrics as the generator takes them: syllables, phrases and stress, from text or from songs.
 
-* Text (:func:`from_text`): ``music/syllabify.py`` splits words into syllables offline (CMU
-  dictionary vowel counts, pyphen fallback: ``twinkle`` -> ``twin`` ``kle``); each line and each
-  of ``. , ! ? ; :`` ends a phrase, the mark glued to the phrase's last syllable (``kle,``).
+* Text (:func:`from_text`): ``music/syllabify.py`` splits words into syllables offline (English:
+  CMU dictionary vowel counts, pyphen fallback: ``Twinkle`` -> ``Twin-`` ``kle``; another
+  ``language``: pyphen's dictionary for it; CJK characters, kana and hangul blocks one syllable
+  each); each line and each of ``. , ! ? ; :`` ends a phrase, the mark glued to the phrase's last
+  syllable (``kle,``). The user's spelling (case, accents, inner apostrophes) is kept, and so is
+  the word structure: a syllable that the next one continues ends in ``-`` (``Twin-``), the
+  hyphen convention of MIDI lyric events, which the MusicXML writer turns into ``syllabic``.
+  The title (for the score) is the text's first line up to its first ``. ; :``.
 * Songs (:func:`from_song`, :func:`read_dir`): the syllables of an existing song file, its phrases
   segmented as ``prepare`` does (``phrases.segment_phrases``: punctuation, else the melody), its
   tempo and time signature kept -- what evaluation uses.
 
 Stress is looked up as ``prepare`` does (``stress.syllable_stress`` with the training data's
-``stress_lookup`` mode). Syllable texts keep their punctuation: the tokenizer drops it for the
-vocabulary, and the generated songs carry the texts as given, so their phrases survive a MIDI
+``stress_lookup`` mode). Syllable texts keep their punctuation: the tokenizer drops it (and the
+case, and the ``-``) for the vocabulary, where a syllable it does not know is UNK, and the generated songs carry the texts as given, so their phrases survive a MIDI
 round trip (``segment_phrases`` reads punctuation back).
 
 Long lyrics (more than the model's word or phrase ids) are cut into windows of whole phrases
@@ -37,7 +42,9 @@ class Lyrics:
 
   Attributes:
     name: output file stem (may contain '/' for sub-folders).
-    syllables: S texts as written into the outputs (punctuation glued, as in the data).
+    title: the title written into scores ('' = made from the syllables by the writer).
+    syllables: S texts as written into the outputs (punctuation glued, as in the data; a
+      trailing ``-`` when the next syllable continues the word).
     syllable_phrase: int [S], starts at 0, steps by 0 or 1.
     syllable_stress: S stress patterns (``'?'`` unknown).
     tempo: quarter notes per minute of the generated song.
@@ -49,6 +56,7 @@ class Lyrics:
   syllable_stress: tuple[str, ...]
   tempo: float = 120.0
   time_signature: tuple[int, int] = (4, 4)
+  title: str = ''
 
   def __post_init__(self):
     s = len(self.syllables)
@@ -101,22 +109,39 @@ class Lyrics:
     return [self.part(a, b) for a, b in out]
 
 
-def slug(text: str, words: int = 4) -> str:
+def slug(text: str, words: int = 4, max_chars: int = 60) -> str:
   """A file stem from the first words of a text: ``'Twinkle, twinkle little star'`` ->
-  ``'twinkle_twinkle_little_star'`` ('lyrics' when nothing is left)."""
-  text = unicodedata.normalize('NFKD', text).encode('ascii', 'ignore').decode().lower()
-  parts = re.findall(r'[a-z0-9]+', text)[:words]
-  return '_'.join(parts) or 'lyrics'
+  ``'twinkle_twinkle_little_star'``; accents dropped (``'Schöne Straße'`` -> ``'schone_strasse'``),
+  letters of other scripts kept (``'一闪一闪'``); at most ``max_chars`` characters ('lyrics' when
+  nothing is left)."""
+  text = ''.join(ch for ch in unicodedata.normalize('NFKD', text)
+                 if unicodedata.category(ch)[0] != 'M').casefold()
+  parts = re.findall(r'[^\W_]+', text)[:words]
+  return '_'.join(parts)[:max_chars].strip('_') or 'lyrics'
+
+
+def title_of(text: str, max_chars: int = 60) -> str:
+  """A title from lyrics text: the first non-empty line up to its first ``. ; :`` (or CJK full
+  stop), a trailing comma dropped, cut at a word boundary to ``max_chars`` (with ``...``)."""
+  line = next((ln for ln in str(text).splitlines() if ln.strip()), '')
+  line = re.split(r'[.;:\u3002\uff0e\uff1b\uff1a\u2026]', ' '.join(line.split()))[0]
+  line = line.strip().rstrip(',\u3001\uff0c').strip()
+  if len(line) > max_chars:
+    cut = line[:max_chars].rsplit(' ', 1)[0] if ' ' in line[:max_chars] else line[:max_chars]
+    line = cut.rstrip(',') + '...'
+  return line
 
 
 def from_text(text: str, name: str = '', *, stress_lookup: str = 'word', tempo: float = 120.0,
-              time_signature: tuple[int, int] = (4, 4)) -> Lyrics:
-  """Lyrics of plain text (see the module docstring); ``name`` defaults to :func:`slug`.
+              time_signature: tuple[int, int] = (4, 4),
+              language: str = syllabify.DEFAULT_LANGUAGE, title: str = '') -> Lyrics:
+  """Lyrics of plain text (see the module docstring); ``name`` defaults to :func:`slug`,
+  ``title`` to :func:`title_of`; ``language``: a pyphen language for the words (default English).
 
   Raises:
-    ValueError: the text holds no word.
+    ValueError: the text holds no word, or the language is unknown.
   """
-  groups = syllabify.syllabify_text(text)
+  groups = syllabify.syllabify_text(text, language)
   syl = [s for g in groups for s in g]
   if not syl:
     shown = text.strip()[:40] + ('...' if len(text.strip()) > 40 else '')
@@ -125,7 +150,7 @@ def from_text(text: str, name: str = '', *, stress_lookup: str = 'word', tempo: 
   ph = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
   return Lyrics(name=name or slug(text), syllables=tuple(syl), syllable_phrase=ph,
                 syllable_stress=stress.syllable_stress(syl, mode=stress_lookup), tempo=tempo,
-                time_signature=tuple(time_signature))
+                time_signature=tuple(time_signature), title=title or title_of(text))
 
 
 def from_song(song: Song, name: str, *, stress_lookup: str = 'word',

@@ -10,7 +10,9 @@ import pytest
 from songglm_jax import generate, generation
 from songglm_jax import lyrics as lyrics_lib
 from songglm_jax.music import io as song_io
-from songglm_jax.music import phrases
+from songglm_jax.data import tokenizer as tk
+from songglm_jax.music import phrases, score_writer, syllabify
+from tests.music import score_xml
 from tests.model.test_decode import CFG, tiny
 from tests.songs import make_song
 
@@ -22,12 +24,13 @@ WORDS = {'twinkle': 2, 'little': 2, 'star': 1, 'beautiful': 3, 'melody': 3, 'a':
 def test_text_syllable_counts_of_known_words():
   lyr = lyrics_lib.from_text(' '.join(WORDS))
   assert lyr.num_syllables == sum(WORDS.values())
-  assert ''.join(lyr.syllables) == ''.join(WORDS)
+  assert ''.join(syllabify.plain(s) for s in lyr.syllables) == ''.join(WORDS)
 
 
 def test_text_lines_and_punctuation_end_phrases_and_keep_their_marks():
   lyr = lyrics_lib.from_text('Twinkle, twinkle little star\nhow I wonder! what you are')
-  assert lyr.syllables[:2] == ('twin', 'kle,')
+  assert lyr.syllables[:2] == ('Twin-', 'kle,')  # the user's case; '-': the word goes on
+  assert lyr.title == 'Twinkle, twinkle little star'
   assert lyr.syllable_phrase.tolist() == [0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3]
   assert lyr.name == 'twinkle_twinkle_little_star' and len(lyr.syllable_stress) == 14
   with pytest.raises(ValueError, match='no words'):
@@ -54,12 +57,14 @@ def test_join_songs_starts_each_part_on_the_next_bar():
 
 @pytest.fixture(scope='module')
 def written(tmp_path_factory):
-  """Two punctuated lyrics (one long enough to need two windows) x 2 samples, written."""
+  """Three punctuated lyrics (two long enough to need two windows; one in Chinese, Japanese and
+  Korean, which the tiny vocabulary does not know) x 2 samples, written."""
   tok, graphdef, params = tiny()
   cfg = CFG.__class__(**{**CFG.__dict__, 'num_word_ids': 16})  # force windows past 16 syllables
   lyrics = [lyrics_lib.from_text('Twinkle, twinkle, little star. How I wonder what you are!'),
             lyrics_lib.from_text('Row, row, row your boat, gently down the stream; merrily, '
-                                 'merrily, merrily, merrily, life is but a dream.', 'row')]
+                                 'merrily, merrily, merrily, life is but a dream.', 'row'),
+            lyrics_lib.from_text('一闪一闪亮晶晶，满天都是小星星。きょうは 안녕하세요')]
   out = tmp_path_factory.mktemp('gen')
   opts = generation.GenerateOptions(num_samples=2, batch_size=4, seed=3)
   report = generate.generate_to_dir(cfg, tok.field_sizes, tok, graphdef, params, lyrics, out, opts,
@@ -69,7 +74,7 @@ def written(tmp_path_factory):
 
 def test_every_sample_written_with_a_summary(written):
   lyrics, out, report = written
-  assert report['num_samples'] == 4 and report['invalid_fraction'] == 0.0
+  assert report['num_samples'] == 6 and report['invalid_fraction'] == 0.0
   assert json.loads((out / 'generate.json').read_text())['num_invalid'] == 0
   for k in range(2):
     for lyr in lyrics:
@@ -83,8 +88,10 @@ def test_outputs_read_back_through_the_project_readers(written):
     mid = out / 'sample_1' / f'{lyr.name}.mid'
     (song,), _ = song_io.read_songs(mid)
     (score,), _ = song_io.read_songs(mid.with_suffix('.musicxml'))
-    assert song.syllables == lyr.syllables  # punctuation given back
-    assert song.same_as(score, check_velocity=False)
+    assert song.syllables == lyr.syllables  # punctuation, case and the '-' marks given back
+    written = score_writer.notation_song(song)  # the score's rhythm (module docstring)
+    written = written.replace(syllables=tuple(syllabify.plain(s) for s in song.syllables))
+    assert score.same_as(written, check_velocity=False)
     # phrases survive the round trip (punctuation-based segmentation)
     assert phrases.segment_phrases(song).syllable_phrase.tolist() == lyr.syllable_phrase.tolist()
 
@@ -100,7 +107,46 @@ def test_outputs_read_back_through_music21(written):
     part = music21.converter.parse(str(out / 'sample_0' / (lyr.name + ext)), **kw).parts[0]
     notes = list(part.stripTies().recurse().notes)
     assert [n.pitch.midi for n in notes] == song.pitch.tolist()
-    assert [n.lyric for n in notes if n.lyric] == list(lyr.syllables)
+    # music21 reads the MIDI hyphen convention ('Twin-' 'kle') too: 'Twin' is a word's 'begin'
+    assert [n.lyric for n in notes if n.lyric] == [syllabify.plain(s) for s in lyr.syllables]
+    syllabic = [n.lyrics[0].syllabic for n in notes if n.lyrics]
+    assert syllabic[:4] == (['begin', 'end', 'begin', 'end'] if ext == '.musicxml' else
+                            ['begin', 'single', 'begin', 'single'])
+
+
+def test_unknown_syllables_are_unk_and_sung_one_note_or_more_each(written):
+  lyrics, out, _ = written
+  lyr = lyrics[2]
+  assert lyr.num_syllables == 22 and lyr.num_phrases == 3  # one per character / kana / block
+  tok, _, _ = tiny()
+  rows = generation.lyric_rows(lyr, tok)
+  assert (rows[1:-1, tk.F.syllable] == tk.UNK).all()
+  for k in range(2):
+    (song,), _ = song_io.read_songs(out / f'sample_{k}' / f'{lyr.name}.mid')
+    assert song.syllables == lyr.syllables
+    assert song.notes_per_syllable.min() >= 1 and song.num_notes >= 22
+
+
+def test_written_scores_are_titled_and_hyphenated(written):
+  lyrics, out, _ = written
+  x = score_xml.read(out / 'sample_0' / f'{lyrics[0].name}.musicxml')
+  assert x.title == 'Twinkle, twinkle, little star'
+  assert x.lyrics[:5] == [('begin', 'Twin'), ('end', 'kle,'), ('begin', 'twin'), ('end', 'kle,'),
+                          ('begin', 'lit')]
+  assert ('single', 'I') in x.lyrics
+  assert not [c for c in x.creators if c[0] == 'composer'] and x.instruments == ['Voice']
+  assert set(x.tuplets) <= {(3, 2)}
+  assert score_xml.read(out / 'sample_0' / f'{lyrics[2].name}.musicxml').lyrics[:2] == [
+      ('single', '一'), ('single', '闪')]
+
+
+def test_title_and_language_options():
+  (lyr,) = generate.read_lyrics(text='Schöne Straße', language='de', title='Ein Lied')
+  assert lyr.syllables == ('Schö-', 'ne', 'Stra-', 'ße') and lyr.title == 'Ein Lied'
+  (lyr,) = generate.read_lyrics(text='Schöne Straße')
+  assert lyr.syllables == ('Schöne', 'Straße') and lyr.title == 'Schöne Straße'
+  with pytest.raises(ValueError, match="--language 'xx'"):
+    generate.read_lyrics(text='la', language='xx')
 
 
 def test_sampling_setting_strings():
@@ -173,7 +219,7 @@ def test_cli_writes_songs_for_text_lyrics(workdir, tmp_path):
   cmd = [sys.executable, '-m', 'songglm_jax.generate', f'--workdir={workdir}',
          '--lyrics=Row, row, row your boat. Gently down the stream!', f'--output={tmp_path}',
          '--num_samples=2', '--seed=4', '--top_p=0.9', '--temperature=pitch=1.1',
-         '--checkpoint=latest']
+         '--checkpoint=latest', '--title=Boat Song', '--language=en_GB']
   r = subprocess.run(cmd, cwd=REPO, env=helpers.subprocess_env(), capture_output=True, text=True,
                      timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
@@ -184,7 +230,24 @@ def test_cli_writes_songs_for_text_lyrics(workdir, tmp_path):
   assert report['options']['temperature']['pitch'] == 1.1
   assert report['options']['top_p'] == {f: 0.9 for f in generation.FIELDS}
   (song,), _ = song_io.read_songs(tmp_path / 'sample_1' / 'row_row_row_your.mid')
-  assert song.syllables[-1] == 'stream!'
+  assert song.syllables[-1] == 'stream!' and song.syllables[0] == 'Row,'
+  assert score_xml.read(tmp_path / 'sample_1' / 'row_row_row_your.musicxml').title == 'Boat Song'
+  assert report['lyrics_source']['language'] == 'en_GB'
+
+
+def test_cli_one_line_error_for_an_unknown_language(tmp_path):
+  import subprocess
+  import sys
+  from tests.conftest import REPO
+  from tests.train import helpers
+  r = subprocess.run([sys.executable, '-m', 'songglm_jax.generate', f'--workdir={tmp_path}',
+                      f'--output={tmp_path / "out"}', '--lyrics=la la', '--language=klingon'],
+                     cwd=REPO, env=helpers.subprocess_env(), capture_output=True, text=True,
+                     timeout=120)
+  assert r.returncode == 1 and 'Traceback' not in r.stderr
+  last = r.stderr.strip().splitlines()[-1]
+  assert last.startswith("songglm_jax.generate: error: --language 'klingon': no hyphenation "
+                         'dictionary; pyphen has ')
 
 
 def test_cli_one_line_error_without_lyrics(workdir, tmp_path):

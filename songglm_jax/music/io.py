@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+from typing import Optional
 
 from songglm_jax.music.song import Song, SongSkip
 
@@ -45,14 +46,15 @@ def read_songs(path: str | os.PathLike, **kwargs) -> tuple[list[Song], dict[str,
   raise SongSkip('unsupported_format', f'{path}: unsupported extension {suffix!r}')
 
 
-def write_song(song: Song, path: str | os.PathLike) -> None:
-  """Write a song as MIDI (``.mid``/``.midi``) or MusicXML (``.musicxml``/``.xml``)."""
+def write_song(song: Song, path: str | os.PathLike, *, title: Optional[str] = None) -> None:
+  """Write a song as MIDI (``.mid``/``.midi``) or MusicXML (``.musicxml``/``.xml``); ``title``
+  is the score's title (default: made from the song's first words; MIDI has none)."""
   suffix = pathlib.Path(path).suffix.lower()
   if suffix in ('.mid', '.midi'):
     from songglm_jax.music import midi
     midi.write_midi(song, path)
   elif suffix in ('.musicxml', '.xml'):
     from songglm_jax.music import scores
-    scores.write_musicxml(song, path)
+    scores.write_musicxml(song, path, title=title)
   else:
     raise ValueError(f'{path}: can write .mid, .midi, .musicxml or .xml, not {suffix!r}')

@@ -11,9 +11,14 @@ Reading rules (each deviation from the format is repaired and counted in the ret
 - Polyphony: of the notes starting at one tick the highest is kept (``polyphony_notes_dropped``);
   a note still sounding when the next starts is cut there (``overlaps_trimmed``); zero-length
   notes are dropped (``zero_length_notes``).
-- Lyric events are gathered from every track, sorted by time (stable). Text goes through
-  :func:`clean_lyric`; undecodable bytes are removed (``lyrics_undecodable``); events empty after
-  cleaning are dropped (``empty_lyrics``).
+- Lyric events are gathered from every track, sorted by time (stable). Text is UTF-8; an event
+  that is not valid UTF-8 is read again from the file's bytes and decoded as cp1252 (Windows
+  Western, the usual 8-bit lyric encoding; ``lyrics_decoded_cp1252``) or, when cp1252 leaves a
+  byte undefined, latin-1 (``lyrics_decoded_latin1``); only when the event cannot be found in the
+  bytes are the undecodable characters removed (``lyrics_undecodable``). Text then goes through
+  :func:`clean_lyric`; events empty after cleaning are dropped (``empty_lyrics``). Case, accents
+  and punctuation are kept as written (a trailing ``-`` is the hyphen convention for a syllable
+  that the next one continues: ``twin-`` ``kle``).
 - Notes before the first lyric event are dropped (``notes_before_first_lyric``); a syllable with
   no note before the next event (or after the last note) is dropped
   (``syllables_without_notes``); when none is left the file is skipped (``lyrics_without_notes``).
@@ -27,8 +32,8 @@ built), ``no_notes``, ``no_lyrics``, ``lyrics_without_notes``, ``invalid_song``.
 Writing: MIDI at 480 ticks per quarter, one track ("Lead") holding tempo, time signatures, the
 melody and one lyric event per syllable at its onset -- on the melody track itself, because
 music21 attaches lyrics only to notes of the same track (symusic and miditoolkit read them from
-any track). Text is written as UTF-8
-(symusic and music21 decode it; miditoolkit decodes latin-1, so non-ASCII syllables come back as
+any track). Text is written as UTF-8, as the song holds it (a syllable ending in ``-``
+continues into the next; see ``music/syllabify.py``) (symusic and music21 decode it; miditoolkit decodes latin-1, so non-ASCII syllables come back as
 ``text.encode('latin-1').decode('utf-8')`` there). Files are written atomically.
 """
 
@@ -57,7 +62,7 @@ def _rescale(ticks: np.ndarray, tpq: int) -> np.ndarray:
   return (ticks * TPQ + tpq // 2) // tpq
 
 
-def _load(path: str | os.PathLike, max_file_bytes: int) -> symusic.Score:
+def _load(path: str | os.PathLike, max_file_bytes: int) -> tuple[symusic.Score, bytes]:
   path = pathlib.Path(path)
   size = path.stat().st_size
   if size == 0:
@@ -68,7 +73,7 @@ def _load(path: str | os.PathLike, max_file_bytes: int) -> symusic.Score:
   if data[:4] not in (b'MThd', b'RIFF'):
     raise SongSkip('not_midi', f'{path}: not a MIDI file (header {data[:4]!r})')
   try:  # from bytes: symusic picks the format by extension and would refuse .kar
-    return symusic.Score.from_midi(data)
+    return symusic.Score.from_midi(data), data
   except Exception as e:  # symusic raises RuntimeError with its own message on broken files
     raise SongSkip('unreadable', f'{path}: {str(e).splitlines()[0] if str(e) else type(e)}')
 
@@ -111,7 +116,7 @@ def read_midi(path: str | os.PathLike, *, max_notes: int = MAX_NOTES,
     SongSkip: the file cannot give a song (see the module docstring for the reasons).
   """
   stats: collections.Counter = collections.Counter()
-  score = _load(path, max_file_bytes)
+  score, data = _load(path, max_file_bytes)
   if score.note_num() > max_notes:
     raise SongSkip('too_long', f'{path}: {score.note_num()} notes > {max_notes}')
   tpq = score.ticks_per_quarter
@@ -129,10 +134,11 @@ def read_midi(path: str | os.PathLike, *, max_notes: int = MAX_NOTES,
     raise SongSkip('no_lyrics', f'{path}: no lyric events')
   events.sort(key=lambda e: e[0])  # stable: keeps file order at equal times
   texts, times = [], []
+  raw = _raw_lyrics(data) if any('\ufffd' in text for _, text in events) else {}
   for t, text in events:
     if '\ufffd' in text:
-      stats['lyrics_undecodable'] += 1
-      text = text.replace('\ufffd', '')
+      text, how = _redecode(text, raw.get(t, []))
+      stats[f'lyrics_{how}'] += 1
     text = clean_lyric(text)
     if not text:
       stats['empty_lyrics'] += 1
@@ -169,6 +175,65 @@ def read_midi(path: str | os.PathLike, *, max_notes: int = MAX_NOTES,
   except ValueError as e:
     raise SongSkip('invalid_song', f'{path}: {e}')
   return song, {k: v for k, v in stats.items() if v}
+
+
+def _vlq(data: bytes, i: int) -> tuple[int, int]:
+  value = 0
+  for _ in range(4):
+    b = data[i]
+    i += 1
+    value = (value << 7) | (b & 0x7F)
+    if b < 0x80:
+      return value, i
+  raise ValueError('variable-length number longer than 4 bytes')
+
+
+def _raw_lyrics(data: bytes) -> dict[int, list[bytes]]:
+  """The bytes of every lyric meta event (FF 05) of a MIDI file by tick ({} when the file
+  cannot be walked; symusic has read it already, so this only recovers the texts)."""
+  out: dict[int, list[bytes]] = collections.defaultdict(list)
+  i = data.find(b'MTrk')
+  try:
+    while 0 <= i and i + 8 <= len(data):
+      end = i + 8 + int.from_bytes(data[i + 4:i + 8], 'big')
+      j, tick, running = i + 8, 0, 0
+      while j < min(end, len(data)):
+        delta, j = _vlq(data, j)
+        tick += delta
+        status = running
+        if data[j] & 0x80:
+          status = data[j]
+          j += 1
+          if status < 0xF0:
+            running = status  # meta and system events leave running status alone
+        if status == 0xFF:
+          kind = data[j]
+          length, j = _vlq(data, j + 1)
+          if kind == 0x05:
+            out[tick].append(data[j:j + length])
+          j += length
+        elif status in (0xF0, 0xF7):
+          length, j = _vlq(data, j)
+          j += length
+        else:
+          j += 1 if status & 0xF0 in (0xC0, 0xD0) else 2
+      i = data.find(b'MTrk', end)
+  except (IndexError, ValueError):
+    return {}
+  return out
+
+
+def _redecode(text: str, candidates: list[bytes]) -> tuple[str, str]:
+  """A lyric that was not UTF-8, decoded again from its bytes (one of the events at its tick
+  whose UTF-8 reading matches): (text, 'decoded_cp1252' | 'decoded_latin1' | 'undecodable')."""
+  known = text.replace('\ufffd', '')
+  for raw in candidates:
+    if raw.decode('utf-8', 'replace').replace('\ufffd', '') == known:
+      try:
+        return raw.decode('cp1252'), 'decoded_cp1252'
+      except UnicodeDecodeError:
+        return raw.decode('latin-1'), 'decoded_latin1'
+  return known, 'undecodable'
 
 
 def _time_signature_map(rows: list[tuple[int, int, int]]) -> np.ndarray:

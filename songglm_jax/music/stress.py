@@ -34,7 +34,8 @@ when unknown (:data:`UNKNOWN`):
      (``echo`` ``/ing`` -> ``echoing``).
   2. No word break inside the run: a syllable with trailing punctuation (``knee.``, ``oh,``, or
      any non-apostrophe punctuation) ends a word; one with leading punctuation other than an
-     apostrophe or ``/`` starts one. A leading ``/`` (``echo /ing`` in the data) continues a word.
+     apostrophe or ``/`` starts one. A leading ``/`` (``echo /ing`` in the data) continues a word,
+     and so does a trailing ``-`` (the hyphen convention of lyric events: ``twin-`` ``kle``).
   3. Not a run of function words: when every syllable of the run is a closed-class word
      (:data:`FUNCTION_WORDS`: articles, pronouns, prepositions, auxiliaries, ...), the run is a
      phrase, not a word, unless the join is one of :data:`FUNCTION_COMPOUNDS` (``into``,
@@ -213,7 +214,8 @@ class _Token:
     lead = _LEAD.match(raw).group(0)
     trail = _TRAIL.search(raw).group(0)
     self.breaks_before = bool(lead.replace('/', '').replace("'", '')) or not self.norm
-    self.breaks_after = bool(trail.replace("'", '')) or not self.norm
+    trail = trail.replace("'", '')
+    self.breaks_after = (bool(trail) and trail != '-') or not self.norm  # 'twin-' continues
     self.function = self.norm in FUNCTION_WORDS
 
 
@@ -290,7 +292,8 @@ def syllable_stress(syllables: Sequence[str], mode: str = 'word') -> tuple[str, 
   """Stress pattern of each lyric syllable.
 
   Args:
-    syllables: S lyric tokens as stored in a Song (lower case, punctuation glued).
+    syllables: S lyric tokens as stored in a Song (punctuation glued; a trailing ``-`` when
+      the word goes on in the next token; case does not matter).
     mode: ``'word'`` (rebuild words, then one digit per syllable) or ``'syllable'`` (each token
       looked up alone, as the public SongGLM code does); see the module docstring.
 

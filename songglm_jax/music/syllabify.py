@@ -35,12 +35,31 @@ own syllables, the pieces match the corpus split exactly for 75% of occurrences 
 for 92% (the rest is mostly the corpus' own habits: ``ne ver`` here, ``ev er`` there, multi-vowel
 tokens such as ``no body``).
 
-Text (:func:`syllabify_text`): lower case; words are runs of letters, digits and inner apostrophes
-(``don't``; a hyphen or slash separates words); each line and each of ``. , ! ? ; :`` ends a
-phrase, and that punctuation is glued to the last syllable of the phrase, one mark only (the
-strongest of a run: ``? ! . ; : ,``), as in the MIDI data (``knee.``). Other characters (quotes,
-brackets, dashes) only separate words. Empty phrases are dropped. A number is one syllable token
-(not spelled out).
+Other languages (``language``, a pyphen dictionary name such as ``de``, ``fr``, ``es``; default
+``en``): English uses the steps above; any other language takes pyphen's hyphenation of that
+language as it is (one letter allowed on either side of a break, so ``o-ben``), a piece without
+a vowel joining its neighbour (``a-ben-d`` -> ``a`` ``bend``). The CMU dictionary is not
+consulted then: it pronounces English (``rose``, ``sonne`` and ``liebe`` would get one syllable).
+
+Text (:func:`syllabify_text`): the user's spelling is kept -- case, accents, inner apostrophes,
+the characters of any script (a word is split on a lower-case, NFKC copy and the cuts are put
+back on the original characters). Words are runs of letters, digits and combining marks with
+inner apostrophes (``Don't``); a hyphen between two letters joins the parts of one word
+(``well-known``); any other character separates words. Characters of scripts written without
+spaces between syllables are one syllable each: CJK ideographs, hiragana and katakana (a small
+kana such as ``ょ`` stays with the kana before it: ``きょ``), hangul syllable blocks.
+
+Word structure is kept in the syllable texts by the usual hyphen convention of MIDI lyric events:
+a syllable that the next one continues (same word) ends in ``-`` (:data:`CONTINUES`):
+``Twinkle`` -> ``Twin-`` ``kle``, ``well-known`` -> ``well-`` ``known``; a CJK character is a word
+of its own. The tokenizer strips the mark for the vocabulary, the MusicXML writer turns it into
+``syllabic`` begin/middle/end, the MIDI writer writes it as it is.
+
+Phrases: each line and each of ``. , ! ? ; :`` (also the full-width and CJK forms ``。 、 ， ！ ？
+； ：`` and ``…``) ends a phrase, and that punctuation is glued to the last syllable of the phrase
+as its ASCII mark, one mark only (the strongest of a run: ``? ! . ; : ,``), as in the MIDI data
+(``knee.``; phrase segmentation reads these marks back). Empty phrases are dropped. A number is
+one syllable token (not spelled out).
 """
 
 from __future__ import annotations
@@ -54,6 +73,8 @@ import pyphen
 from songglm_jax.music import stress
 
 PHRASE_MARKS = '?!.;:,'  # strongest first
+CONTINUES = '-'  # ends a syllable that the next one continues (same word)
+DEFAULT_LANGUAGE = 'en'
 _VOWELS = frozenset('aeiou')
 _DIGRAPHS = frozenset('ch sh th ph wh'.split())
 _HIATUS = frozenset('ia io iu ie eo oe ua ue ui uo ei oi ea yi ya ye'.split())
@@ -61,12 +82,42 @@ _ONSETS = frozenset("""
 bl br ch cl cr dr fl fr gl gr gn kn ph pl pr qu sc sch scr sh shr sk sl sm sn sp sph spl spr squ
 st str sw th thr tr tw wh wr
 """.split())
-_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*'?|'[^\W_]+(?:'[^\W_]+)*'?|[.,!?;:]+|\n")
+_APOSTROPHES = frozenset("'\u2019\u2018\u02bc")
+_HYPHENS = frozenset('-\u2010\u2011')
+_MARKS = {**{m: m for m in PHRASE_MARKS}, '\u3002': '.', '\uff61': '.', '\uff0e': '.',
+          '\u2026': '.', '\u2025': '.', '\u3001': ',', '\uff64': ',', '\uff0c': ',',
+          '\uff01': '!', '\uff1f': '?', '\uff1b': ';', '\uff1a': ':'}
+_SMALL_KANA = frozenset('ぁぃぅぇぉゃゅょゎゕゖァィゥェォャュョヮヵヶ') | frozenset(
+    chr(c) for c in range(0x31F0, 0x3200))
+# Letters of scripts sung one character per syllable (inclusive code point ranges).
+_ONE_PER_CHAR = ((0x3040, 0x30FF), (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF),
+                 (0xAC00, 0xD7A3), (0xF900, 0xFAFF), (0xFF66, 0xFF9D), (0x20000, 0x3134F))
+_VOWEL_LETTERS = frozenset('aeiouyаеёиоуыэюяіїєαεηιουω')
+_CHECKED_SCRIPTS = ('LATIN', 'CYRILLIC', 'GREEK')  # scripts whose vowels _VOWEL_LETTERS knows
 
 
-@functools.lru_cache(maxsize=1)
-def _hyphenator() -> pyphen.Pyphen:
-  return pyphen.Pyphen(lang='en_US', left=1, right=2)
+def language_dictionary(language: str) -> str:
+  """The pyphen dictionary for ``language`` (``'en'`` -> ``'en_US'``, ``'de'`` -> ``'de'``).
+
+  Raises:
+    ValueError: pyphen has no dictionary for it.
+  """
+  lang = str(language).strip().replace('-', '_')
+  if lang.lower() in ('en', 'en_us'):
+    return 'en_US'
+  found = pyphen.language_fallback(lang) if lang else None
+  if found is None:
+    short = sorted({k.split('_')[0] for k in pyphen.LANGUAGES})
+    raise ValueError(f'--language {language!r}: no hyphenation dictionary; pyphen has '
+                     f'{", ".join(short)} (and regional forms such as de_AT, pt_BR)')
+  return found
+
+
+@functools.lru_cache(maxsize=16)
+def _hyphenator(dictionary: str = 'en_US') -> pyphen.Pyphen:
+  if dictionary.startswith('en'):
+    return pyphen.Pyphen(lang=dictionary, left=1, right=2)
+  return pyphen.Pyphen(lang=dictionary, left=1, right=1)
 
 
 def _silent_e(word: str, flags: list[bool], end: int, start: int = 0) -> bool:
@@ -139,7 +190,7 @@ def _split_piece(word: str, flags: list[bool], a: int, b: int) -> int | None:
 
 
 @functools.lru_cache(maxsize=100_000)
-def _syllabify_cached(word: str) -> tuple[str, ...]:
+def _syllabify_cached(word: str, dictionary: str = 'en_US') -> tuple[str, ...]:
   letters = word.replace("'", '')
   if not letters.isalpha() or not word:
     return (word,) if word else ()
@@ -147,7 +198,7 @@ def _syllabify_cached(word: str) -> tuple[str, ...]:
   flags = _vowel_flags(base)
   pattern = stress.word_stress(word) or stress.word_stress(base)
   k = len(pattern) if pattern else max(1, len(_nuclei(flags, 0, len(word))))
-  cuts = [int(p) for p in _hyphenator().positions(word)]
+  cuts = [int(p) for p in _hyphenator(dictionary).positions(word)]
   bounds = [0] + sorted(set(c for c in cuts if 0 < c < len(word))) + [len(word)]
   for a, b in zip(bounds[:-2], bounds[1:-1]):  # silent e closing a compound part: some|body
     if _silent_e(base, flags, b, a) and len(stress.word_stress(word[a:b]) or '') == 1:
@@ -178,33 +229,161 @@ def _syllabify_cached(word: str) -> tuple[str, ...]:
   return tuple(word[bounds[i]:bounds[i + 1]] for i in range(len(bounds) - 1))
 
 
-def syllabify_word(word: str) -> list[str]:
+def _has_vowel(piece: str) -> bool:
+  """False only for a piece of Latin, Cyrillic or Greek letters without a vowel letter."""
+  base = [unicodedata.normalize('NFKD', ch)[0] for ch in piece if ch.isalpha()]
+  if not base or any(not unicodedata.name(ch, '').startswith(_CHECKED_SCRIPTS) for ch in base):
+    return True
+  return any(ch in _VOWEL_LETTERS for ch in base)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _syllabify_other(word: str, dictionary: str) -> tuple[str, ...]:
+  """A word of another language: pyphen's pieces, a piece without a vowel joining a neighbour."""
+  if not word:
+    return ()
+  cuts = sorted({int(p) for p in _hyphenator(dictionary).positions(word) if 0 < p < len(word)})
+  pieces = [word[a:b] for a, b in zip([0] + cuts, cuts + [len(word)])]
+  while len(pieces) > 1 and not all(map(_has_vowel, pieces)):
+    i = next(k for k, p in enumerate(pieces) if not _has_vowel(p))
+    j = i - 1 if i == len(pieces) - 1 else i  # join the next piece, the last joins the previous
+    pieces[j:j + 2] = [pieces[j] + pieces[j + 1]]
+  return tuple(pieces)
+
+
+def syllabify_word(word: str, language: str = DEFAULT_LANGUAGE) -> list[str]:
   """Split one word into syllable pieces (steps in the module docstring).
 
   Args:
     word: a word; it is normalised with ``stress.normalize_word`` first (lower case, outer
       punctuation removed), and apostrophes at its ends are dropped unless the dictionary spells
       the word with them (``'cause``) or it ends in ``in'`` (``goin'``).
+    language: ``'en'`` (CMU counts and English spelling rules) or another pyphen language.
 
   Returns:
     Pieces whose concatenation is the normalised word; ``[]`` for a word with no letters/digits.
+
+  Raises:
+    ValueError: an unknown language.
   """
+  dictionary = language_dictionary(language)
   word = stress.normalize_word(word)
   if (word[:1] == "'" or word[-1:] == "'") and word not in stress.load_cmudict():
     if not word.endswith("in'"):  # quotes around a word, not 'cause or goin'
       word = word.strip("'")
-  return list(_syllabify_cached(word))
+  if dictionary.startswith('en'):
+    return list(_syllabify_cached(word, dictionary))
+  if not word.replace("'", '').isalpha():
+    return [word] if word else []
+  return list(_syllabify_other(word, dictionary))
 
 
-def syllabify_text(text: str) -> list[list[str]]:
+def one_per_char(ch: str) -> bool:
+  """Is ``ch`` a letter of a script sung one character per syllable (CJK, kana, hangul)?"""
+  c = ord(ch)
+  return any(a <= c <= b for a, b in _ONE_PER_CHAR) and ch not in '\u30fb\u30a0'
+
+
+def _word_char(ch: str) -> bool:
+  return unicodedata.category(ch)[0] in 'LNM'
+
+
+def _split_run(run: str, language: str) -> list[str]:
+  """Syllables of a run of letters (no CJK) in the run's own spelling: the word is split on a
+  lower-case NFKC copy and the cuts are moved onto the original characters."""
+  chunks = [unicodedata.normalize('NFKC', ch).lower() for ch in run]
+  chunks = ["'" if ch in _APOSTROPHES else c for ch, c in zip(run, chunks)]
+  starts = [0]
+  for c in chunks:
+    starts.append(starts[-1] + len(c))
+  key = ''.join(chunks)
+  pieces = syllabify_word(key, language)
+  joined = ''.join(pieces)
+  offset = key.find(joined)
+  if len(pieces) < 2 or offset < 0:
+    return [run]
+  cuts, pos = [], offset
+  for piece in pieces[:-1]:
+    pos += len(piece)
+    cut = next(i for i, s in enumerate(starts) if s >= pos)  # a cut inside a chunk moves right
+    if 0 < cut < len(run) and (not cuts or cut > cuts[-1]):
+      cuts.append(cut)
+  return [run[a:b] for a, b in zip([0] + cuts, cuts + [len(run)])]
+
+
+def _word_syllables(parts: list[str], language: str) -> list[str]:
+  """Syllables of one word (``parts``: its pieces between hyphens), with :data:`CONTINUES` on
+  every syllable but the last of each run of letters and of each hyphenated part but the last."""
+  out: list[str] = []
+  for k, part in enumerate(parts):
+    i = 0
+    while i < len(part):
+      if one_per_char(part[i]):
+        j = i + 1
+        while j < len(part) and (part[j] in _SMALL_KANA or
+                                 unicodedata.category(part[j])[0] == 'M'):
+          j += 1
+        out.append(part[i:j])
+      else:
+        j = i
+        while j < len(part) and not one_per_char(part[j]):
+          j += 1
+        syl = _split_run(part[i:j], language)
+        out.extend([s + CONTINUES for s in syl[:-1]] + syl[-1:])
+      i = j
+    if k < len(parts) - 1 and out and not one_per_char(out[-1][0]):
+      out[-1] += CONTINUES
+  return out
+
+
+def _tokens(text: str):
+  """('word', [parts]), ('mark', ASCII mark) and ('line', '') items of the text, in order."""
+  n, i = len(text), 0
+  while i < n:
+    ch = text[i]
+    if ch == '\n':
+      yield 'line', ''
+      i += 1
+    elif ch in _MARKS:
+      j = i
+      while j < n and text[j] in _MARKS:
+        j += 1
+      yield 'mark', min((_MARKS[c] for c in text[i:j]), key=PHRASE_MARKS.index)
+      i = j
+    elif _word_char(ch) or (ch in _APOSTROPHES and i + 1 < n and _word_char(text[i + 1])):
+      parts, start, j = [], i, i + 1
+      while j < n:
+        if _word_char(text[j]):
+          j += 1
+        elif text[j] in _APOSTROPHES and j + 1 < n and _word_char(text[j + 1]):
+          j += 1
+        elif (text[j] in _HYPHENS and j + 1 < n and _word_char(text[j + 1])
+              and _word_char(text[j - 1])):
+          parts.append(text[start:j])
+          start = j = j + 1
+        else:
+          break
+      if j < n and text[j] in _APOSTROPHES:  # goin'
+        j += 1
+      parts.append(text[start:j])
+      yield 'word', parts
+      i = j
+    else:
+      i += 1
+
+
+def syllabify_text(text: str, language: str = DEFAULT_LANGUAGE) -> list[list[str]]:
   """Plain lyrics -> phrases, each a list of syllable strings (rules in the module docstring).
 
   ``'Twinkle, twinkle little star\\nHow I wonder'`` ->
-  ``[['twin', 'kle,'], ['twin', 'kle', 'lit', 'tle', 'star'], ['how', 'i', 'won', 'der']]``.
+  ``[['Twin-', 'kle,'], ['twin-', 'kle', 'lit-', 'tle', 'star'], ['How', 'I', 'won-', 'der']]``;
+  ``'一闪一闪，'`` -> ``[['一', '闪', '一', '闪,']]``.
+
+  Raises:
+    ValueError: an unknown language.
   """
-  text = unicodedata.normalize('NFKC', str(text)).lower()
-  text = text.replace('\u2019', "'").replace('\u2018', "'").replace('\r\n', '\n')
-  text = text.replace('\r', '\n')
+  language_dictionary(language)
+  text = unicodedata.normalize('NFC', str(text)).replace('\r\n', '\n').replace('\r', '\n')
   phrases: list[list[str]] = []
   cur: list[str] = []
 
@@ -215,12 +394,34 @@ def syllabify_text(text: str) -> list[list[str]]:
       phrases.append(list(cur))
       cur.clear()
 
-  for tok in _TOKEN.findall(text):
-    if tok == '\n':
+  for kind, value in _tokens(text):
+    if kind == 'line':
       end_phrase('')
-    elif tok[0] in PHRASE_MARKS:
-      end_phrase(min(tok, key=PHRASE_MARKS.index))
+    elif kind == 'mark':
+      end_phrase(value)
     else:
-      cur.extend(syllabify_word(tok))
+      cur.extend(_word_syllables(value, language))
   end_phrase('')
   return phrases
+
+
+def plain(syllable: str) -> str:
+  """A syllable as displayed: without the :data:`CONTINUES` mark."""
+  return syllable[:-1] if syllable.endswith(CONTINUES) and len(syllable) > 1 else syllable
+
+
+def words_of(syllables) -> list[str]:
+  """The words the syllables spell: a syllable ending in :data:`CONTINUES` (or followed by one
+  starting with ``/``, the data's mark) is joined to the next; one-per-character scripts are
+  joined without spaces. ``['Twin-', 'kle,', 'lit-', 'tle']`` -> ``['Twinkle,', 'little']``."""
+  out: list[str] = []
+  glue = False
+  for s in syllables:
+    text = plain(s)
+    if out and (glue or text.startswith('/') or (one_per_char(out[-1][-1:] or ' ')
+                                                 and one_per_char(text[:1] or ' '))):
+      out[-1] += text.lstrip('/')
+    else:
+      out.append(text)
+    glue = s.endswith(CONTINUES) and len(s) > 1
+  return out

@@ -82,6 +82,43 @@ def test_non_ascii_and_control_characters(tmp_path):
   assert song.syllables == ('grü', 'ße') and stats == {'empty_lyrics': 1}
 
 
+def _raw_midi(lyrics: list[bytes]) -> bytes:
+  """A type-0 MIDI file, byte by byte: lyric events holding the given bytes, one quarter note
+  after each (symusic cannot write text that is not UTF-8)."""
+  def vlq(n):
+    out = [n & 0x7F]
+    while n > 127:
+      n >>= 7
+      out.append(0x80 | (n & 0x7F))
+    return bytes(reversed(out))
+  body = b''
+  for k, text in enumerate(lyrics):
+    body += b'\x00\xff\x05' + vlq(len(text)) + text + b'\x00\x90' + bytes([60 + k, 80])
+    body += vlq(480) + b'\x80' + bytes([60 + k, 0])
+  body += b'\x00\xff\x2f\x00'
+  return (b'MThd' + (6).to_bytes(4, 'big') + b'\x00\x00\x00\x01\x01\xe0' + b'MTrk' +
+          len(body).to_bytes(4, 'big') + body)
+
+
+def test_lyrics_not_utf8_decoded_as_cp1252_or_latin1_and_counted(tmp_path):
+  p = tmp_path / 'x.mid'
+  p.write_bytes(_raw_midi(['Grüße'.encode('cp1252'), 'café'.encode('utf-8'),
+                           '“été”'.encode('cp1252'), b'na\x81\xefve']))
+  song, stats = midi.read_midi(p)
+  # 0x81 is not a cp1252 character: latin-1 reads it as a control character, which is removed
+  assert song.syllables == ('Grüße', 'café', '“été”', 'naïve')
+  assert stats == {'lyrics_decoded_cp1252': 2, 'lyrics_decoded_latin1': 1}
+
+
+def test_hyphen_convention_and_case_kept_in_lyric_events(tmp_path):
+  song = scale_song(4, [1, 1, 1, 1]).replace(syllables=('Twin-', 'kle,', 'I', 'Don’t'))
+  midi.write_midi(song, tmp_path / 'h.mid')
+  events = [l.text for t in symusic.Score(str(tmp_path / 'h.mid')).tracks for l in t.lyrics]
+  assert events == ['Twin-', 'kle,', 'I', 'Don’t']
+  back, stats = midi.read_midi(tmp_path / 'h.mid')
+  assert back.same_as(song) and stats == {}
+
+
 def test_write_read_round_trip_and_other_readers(tmp_path):
   import miditoolkit
   import music21

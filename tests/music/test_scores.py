@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from music21 import chord, meter, note, stream, tempo, tie
 
-from songglm_jax.music import abc_lyrics, corpus, score_writer, scores
+from songglm_jax.music import abc_lyrics, corpus, score_writer, scores, syllabify
 from songglm_jax.music.song import Song, SongSkip
+from tests.music import score_xml
 from tests.songs import make_song
 
 
@@ -308,8 +309,13 @@ def test_write_read_round_trip_on_grid(tmp_path_factory, song):
   path = tmp_path_factory.mktemp('rt') / 'g.musicxml'
   scores.write_musicxml(song, path)
   (back,), _ = scores.read_score(path)
-  assert back.same_as(song), (song, song.onset, song.offset, back.onset, back.offset,
-                              back.time_signatures)
+  written = score_writer.notation_song(song)
+  assert back.same_as(written), (song, song.onset, song.offset, back.onset, back.offset,
+                                 back.time_signatures)
+  moved = np.abs(np.concatenate([written.onset - song.onset, written.offset - song.offset]))
+  assert moved.max() <= 40  # the nearer of the 64th and triplet grids
+  if not np.any(np.concatenate([song.onset, song.offset]) % 30):
+    assert written is song  # on the 64th grid: written as it is
 
 
 def test_note_values_split_into_written_durations():
@@ -326,7 +332,11 @@ def test_off_grid_song_round_trip(tmp_path):
                    ['a', 'b', 'c'], name='odd')
   scores.write_musicxml(song, tmp_path / 'odd.xml')
   (back,), _ = scores.read_score(tmp_path / 'odd.xml')
-  assert back.same_as(song), (back.onset, back.offset)
+  assert back.same_as(score_writer.notation_song(song)), (back.onset, back.offset)
+  # the first beat fits no grid without swallowing a note: its exact ticks are kept; the
+  # others are moved to the 64th grid
+  assert back.onset.tolist() == [0, 7, 103, 510] and back.offset.tolist() == [7, 103, 104, 1830]
+  assert score_writer.notation(song).kinds[:4] == ('exact', 'plain', 'plain', 'plain')
 
 
 def test_write_musicxml_refuses_mxl_and_empty_syllables(tmp_path):
@@ -362,3 +372,67 @@ def test_corpus_monteverdi_madrigal():
                                  'madrigal.3.2.mxl')
   assert 100 <= song.num_syllables <= song.num_notes <= 400
   assert all(not s.endswith('-') for s in song.syllables)
+
+
+# ---- scores a singer can read (issue 13) -----------------------------------------------------------
+def _typed_song(text: str, step: int = 480, **kw):
+  """A song of one quarter note per syllable of typed lyrics (``lyrics.from_text``)."""
+  from songglm_jax import lyrics as lyrics_lib
+  lyr = lyrics_lib.from_text(text, **kw)
+  s = lyr.num_syllables
+  return make_song([60 + i % 12 for i in range(s)], [step * i for i in range(s)], [step] * s,
+                   list(range(s)), list(lyr.syllables), phrases=lyr.syllable_phrase, name='x_y')
+
+
+def test_score_joins_the_syllables_of_a_word(tmp_path):
+  song = _typed_song('Twinkle little star, up above, like a beautiful diamond. I')
+  scores.write_musicxml(song, tmp_path / 's.musicxml')
+  got = score_xml.read(tmp_path / 's.musicxml').lyrics
+  assert got == [('begin', 'Twin'), ('end', 'kle'), ('begin', 'lit'), ('end', 'tle'),
+                 ('single', 'star,'), ('single', 'up'), ('begin', 'a'), ('end', 'bove,'),
+                 ('single', 'like'), ('single', 'a'), ('begin', 'beau'), ('middle', 'ti'),
+                 ('end', 'ful'), ('begin', 'dia'), ('end', 'mond.'), ('single', 'I')]
+  (back,), _ = scores.read_score(tmp_path / 's.musicxml')
+  assert back.syllables == tuple(syllabify.plain(s) for s in song.syllables)
+
+
+def test_score_title_composer_and_voice_instrument(tmp_path):
+  song = _typed_song('Twinkle, twinkle, little star. How I wonder')
+  scores.write_musicxml(song, tmp_path / 'a.musicxml')
+  x = score_xml.read(tmp_path / 'a.musicxml')
+  assert x.title == x.work_title == 'Twinkle, twinkle, little star'  # not the file stem 'x_y'
+  assert not [c for c in x.creators if c[0] == 'composer']  # no 'Music21'
+  assert x.instruments == ['Voice'] and x.midi_programs == [54]  # MIDI program 54: voice oohs
+  scores.write_musicxml(song, tmp_path / 'b.musicxml', title='My Song')
+  assert score_xml.read(tmp_path / 'b.musicxml').title == 'My Song'
+  cjk = _typed_song('一闪一闪亮晶晶，满天都是小星星')
+  scores.write_musicxml(cjk, tmp_path / 'c.musicxml')
+  assert score_xml.read(tmp_path / 'c.musicxml').title == '一闪一闪亮晶晶, 满天都是小星星'
+
+
+def test_tuplets_only_for_triplet_groups(tmp_path):
+  # beat 0: a triplet-eighth group; beat 1: 40-tick times that are no triplet rhythm (moved to
+  # 64ths); beat 3: a 40-tick note, a 400-tick rest (once written as a 6:5 tuplet), a 40-tick note
+  on = [0, 160, 320, 520, 1440, 1880]
+  off = [160, 320, 480, 920, 1480, 1920]
+  song = make_song([60, 62, 64, 65, 67, 69], on, [b - a for a, b in zip(on, off)],
+                   list(range(6)), ['a', 'b', 'c', 'd', 'e', 'f'])
+  nota = score_writer.notation(song)
+  assert nota.kinds == ('triplet', 'plain', 'plain', 'plain')
+  assert nota.onset.tolist() == [0, 160, 320, 510, 1440, 1890]
+  assert nota.offset.tolist() == [160, 320, 480, 930, 1470, 1920]
+  scores.write_musicxml(song, tmp_path / 't.musicxml')
+  x = score_xml.read(tmp_path / 't.musicxml')
+  assert x.tuplets == [(3, 2)] * 3 and x.brackets == ['start', 'stop']
+  (back,), _ = scores.read_score(tmp_path / 't.musicxml')
+  assert back.same_as(score_writer.notation_song(song))
+  # a triplet quarter + eighth is a triplet group too; the song is then written as it is
+  song = make_song([60, 62, 64], [0, 320, 480], [320, 160, 480], [0, 1, 2], ['a', 'b', 'c'])
+  assert score_writer.notation(song).kinds[:2] == ('triplet', 'plain')
+  assert score_writer.notation_song(song) is song
+
+
+def test_pickup_measure_is_implicit(tmp_path):
+  song = make_song([60, 62], [1440, 1920], [480, 480], [0, 1], ['Up-', 'on'])
+  scores.write_musicxml(song, tmp_path / 'p.musicxml')
+  assert score_xml.read(tmp_path / 'p.musicxml').implicit_measures == ['0']

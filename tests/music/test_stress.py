@@ -178,15 +178,15 @@ def test_syllabify_text_lines_and_punctuation_end_phrases():
   text = ('Twinkle, twinkle, little star,\nHow I wonder what you are!\n\n'
           '  Up above the world so high')
   assert stress.syllabify_text(text) == [
-      ['twin', 'kle,'], ['twin', 'kle,'], ['lit', 'tle', 'star,'],
-      ['how', 'i', 'won', 'der', 'what', 'you', 'are!'],
-      ['up', 'a', 'bove', 'the', 'world', 'so', 'high'],
+      ['Twin-', 'kle,'], ['twin-', 'kle,'], ['lit-', 'tle', 'star,'],
+      ['How', 'I', 'won-', 'der', 'what', 'you', 'are!'],
+      ['Up', 'a-', 'bove', 'the', 'world', 'so', 'high'],
   ]
 
 
 def test_syllabify_text_marks_quotes_and_hyphens():
   assert syllabify.syllabify_text('"Oh," she said?! Don\'t go... well-known') == [
-      ['oh,'], ['she', 'said?'], ["don't", 'go.'], ['well', 'known']]
+      ['Oh,'], ['she', 'said?'], ["Don't", 'go.'], ['well-', 'known']]
   assert syllabify.syllabify_text('') == []
   assert syllabify.syllabify_text(' , \n ; ') == []
 
@@ -211,3 +211,38 @@ def test_shared_pretrain_corpus_oov_and_modes():
   assert 0.02 < differ < 0.2  # measured 8.4%
   primary = lambda ps: sum(map(stress.is_primary, ps)) / len(ps)
   assert primary(word) < primary(syl)  # rebuilt words expose their unstressed syllables
+
+
+# ---- lyrics in other languages and scripts (issue 13) -----------------------------------------------
+def test_syllabify_text_cjk_kana_hangul_one_syllable_per_character():
+  assert syllabify.syllabify_text('一闪一闪亮晶晶，满天都是小星星') == [
+      ['一', '闪', '一', '闪', '亮', '晶', '晶,'], ['满', '天', '都', '是', '小', '星', '星']]
+  # a small kana stays with the kana before it; hangul blocks; full-width marks end phrases
+  assert syllabify.syllabify_text('きょうは ラーメン。안녕하세요！') == [
+      ['きょ', 'う', 'は', 'ラ', 'ー', 'メ', 'ン.'], ['안', '녕', '하', '세', '요!']]
+  assert syllabify.syllabify_text('I love北京') == [['I', 'love', '北', '京']]
+
+
+def test_syllabify_text_keeps_the_users_spelling():
+  assert syllabify.syllabify_text('Schöne Straße, I Don’t know CAFÉ-Bar') == [
+      ['Schöne', 'Straße,'], ['I', 'Don’t', 'know', 'CA-', 'FÉ-', 'Bar']]
+  assert syllabify.words_of(['Twin-', 'kle,', 'lit-', 'tle', '一', '闪']) == [
+      'Twinkle,', 'little', '一闪']
+
+
+def test_syllabify_language_chooses_the_hyphenation_dictionary():
+  # English rules give German words one syllable (a silent final e); German patterns split them
+  assert syllabify.syllabify_text('schöne Straße') == [['schöne', 'Straße']]
+  assert syllabify.syllabify_text('schöne Straße, Liebe am Abend', 'de') == [
+      ['schö-', 'ne', 'Stra-', 'ße,'], ['Lie-', 'be', 'am', 'A-', 'bend']]
+  assert syllabify.syllabify_text('Canción del corazón', 'es') == [
+      ['Can-', 'ción', 'del', 'co-', 'ra-', 'zón']]
+  assert syllabify.language_dictionary('en') == 'en_US'
+  with pytest.raises(ValueError, match=r"^--language 'xx': no hyphenation dictionary; pyphen "):
+    syllabify.syllabify_text('la', 'xx')
+
+
+def test_stress_reads_the_hyphen_mark_as_a_word_going_on():
+  assert stress.syllable_stress(['Twin-', 'kle,', 'Al-', 'a-', 'ba-', 'ma']) == (
+      '1', '0', '2', '0', '1', '0')
+  assert stress.syllable_stress(['a-', 'bove']) == ('0', '1')

@@ -47,6 +47,9 @@ def main(argv):
   inf = inference.load_for_inference(str(work), FLAGS.stage, which=FLAGS.checkpoint)
   config = inf.config
   data_dir = loop.data_dir_for(work, 'finetune')
+  if inference.read_tokenizer(data_dir / 'vocab.json').vocab != inf.tokenizer.vocab:
+    raise ValueError(f'the {inf.stage} checkpoint was trained on another vocabulary than '
+                     f'{data_dir}: its syllable ids do not index this data')
   section = config.finetune
   opts = loop.pipeline_options(config, int(section.batch_size), int(section.get('seq_len', 0)))
   fields = inf.model_cfg.target_fields

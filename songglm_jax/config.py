@@ -127,6 +127,8 @@ def base_config() -> ml_collections.ConfigDict:
   m.chain_hidden = 0        # hidden width of the chain's per-field MLPs (0 = d_model)
   m.phrase_position = False  # embed each syllable's distance to its phrase's end and start
                             # (and a note's, of its syllable; model/phrase_position.py)
+  m.note_syllable_stress = False  # note rows embed their syllable's stress; the chain's later
+                            # fields see the predicted note's syllable's stress
 
   c.optim = o = ml_collections.ConfigDict()  # AdamW after global-norm clipping (train/optim.py)
   o.b1 = 0.9                # Adam beta1

@@ -67,8 +67,11 @@ class FieldChain(nnx.Module):
     table = lambda rows: sharding.param(rngs, EMBED_INIT, (rows, d), ('vocab', 'embed'))
     self.embed = nnx.Dict({g: table(int(field_sizes[g])) for g in self.order[:-1]})
     self.rel_bar = table(REL_BAR_CLASSES) if 'bar' in self.order[:-1] else None
+    first_word = self.order[0] == 'word_id'
     self.phrase_end = (table(phrase_position.NUM_CLASSES)
-                       if cfg.phrase_position and self.order[0] == 'word_id' else None)
+                       if cfg.phrase_position and first_word else None)
+    self.stress = (table(int(field_sizes['stress']))
+                   if cfg.note_syllable_stress and first_word else None)
     later = self.order[1:]
     self.norm = nnx.Dict({f: LayerNorm(d, cfg.layer_norm_epsilon, cfg.dtype, rngs=rngs)
                           for f in later})
@@ -82,16 +85,17 @@ class FieldChain(nnx.Module):
                         for f in later})
 
   def __call__(self, h: jax.Array, field: str, given: Mapping[str, jax.Array],
-               input_bar: Optional[jax.Array], target_end: Optional[jax.Array] = None
-               ) -> jax.Array:
+               input_bar: Optional[jax.Array],
+               syllable: Optional[Mapping[str, jax.Array]] = None) -> jax.Array:
     """``h_f`` [..., D] (``h``'s dtype) for ``field`` from ``h`` [..., D].
 
     Args:
       given: token ids [...] of (at least) every field before ``field`` in the chain.
       input_bar: bar token ids [...] of the input rows (for the relative bar), or None when
         the bar is not conditioned on.
-      target_end: with ``phrase_position``, the to-end class [...] of the predicted note's
-        syllable (``model/phrase_position.py``), known once its word id is drawn.
+      syllable: features [...] of the predicted note's syllable, known once its word id is
+        drawn (``phrase_position.target_syllable``): 'end_class' with ``phrase_position``,
+        'stress' with ``note_syllable_stress``.
     """
     i = self.order.index(field)
     if i == 0:
@@ -102,7 +106,9 @@ class FieldChain(nnx.Module):
     if self.rel_bar is not None and 'bar' in self.order[:i]:
       z = z + _take(self.rel_bar, rel_bar(given['bar'], input_bar))
     if self.phrase_end is not None:
-      z = z + _take(self.phrase_end, target_end)
+      z = z + _take(self.phrase_end, syllable['end_class'])
+    if self.stress is not None:
+      z = z + _take(self.stress, syllable['stress'])
     dt = self.dtype
     y = jax.nn.gelu(self.norm[field](z) @ self.wi[field][...].astype(dt)
                     + self.bi[field][...].astype(dt))

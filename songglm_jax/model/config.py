@@ -24,7 +24,8 @@ EMBED_COMBINES = ('sum', 'concat')
 FIELD_CONDITIONINGS = ('none', 'chain')
 # Fields added after workdirs were first written: a config.json without them gets these values,
 # which reproduce the model such a workdir was trained with.
-LATER_FIELDS = {'field_conditioning': 'none', 'chain_hidden': 0, 'phrase_position': False}
+LATER_FIELDS = {'field_conditioning': 'none', 'chain_hidden': 0, 'phrase_position': False,
+                'note_syllable_stress': False}
 COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
@@ -59,6 +60,9 @@ class ModelConfig:
     phrase_position: embed where each syllable (and a note's syllable) stands in its phrase
       (``model/phrase_position.py``); with the chain, the later fields also see it for the
       predicted note's syllable.
+    note_syllable_stress: note rows embed their syllable's stress (the stress field, NA on notes
+      in the data, is filled from the syllable's lyric row); with the chain, the later fields
+      also see the predicted note's syllable's stress.
   """
   d_model: int = 64
   num_layers: int = 2
@@ -79,6 +83,7 @@ class ModelConfig:
   field_conditioning: str = 'none'
   chain_hidden: int = 0
   phrase_position: bool = False
+  note_syllable_stress: bool = False
 
   def __post_init__(self):
     def bad(field, expected):

@@ -106,7 +106,9 @@ def note_inputs(note: jax.Array, prompts, rows: Rows, t, model_cfg,
                 phrase_classes: Optional[tuple[jax.Array, jax.Array]] = None) -> dict:
   """Model inputs [B, 1(, F)] of note ``t`` (token ids in NOTE_COLUMNS order) as layout.py
   builds them for Part B; with ``phrase_classes`` (the prompts' lyric-row classes [B, P] of
-  ``model/phrase_position.py``) also the classes of the note's syllable."""
+  ``model/phrase_position.py``) also the classes of the note's syllable, and with
+  ``note_syllable_stress`` its syllable's stress id in the stress field (what the embedder
+  fills in for whole rows)."""
   b = note.shape[0]
   tok = jnp.full((b, len(tk.FIELDS)), tk.NA, jnp.int32)
   tok = tok.at[:, tk.F.type].set(tk.NOTE)
@@ -116,6 +118,10 @@ def note_inputs(note: jax.Array, prompts, rows: Rows, t, model_cfg,
                   rows.num_syllables - 1)
   phrase = jnp.take_along_axis(rows.syllable_phrase, word[:, None], axis=1)[:, 0]
   tok = tok.at[:, tk.F.phrase_id].set(phrase + tk.NUM_SPECIAL)
+  if model_cfg.note_syllable_stress:
+    at = (1 + word)[:, None]  # the syllable's lyric row in the prompt
+    tok = tok.at[:, tk.F.stress].set(
+        jnp.take_along_axis(prompts['tokens'][..., tk.F.stress], at, axis=1)[:, 0])
   col = lambda x: x[:, None].astype(jnp.int32)
   out = {'tokens': tok[:, None],
          'position_ids': prompts['position_ids'][:, -1:],
@@ -180,21 +186,24 @@ def _cached_step(model, blocks: list, inputs: dict, cache: tuple, valid: jax.Arr
 
 
 def step_logits(model, h: jax.Array, input_bar: jax.Array, sizes: dict,
-                end_class: Optional[jax.Array] = None):
+                syllables: Optional[dict] = None):
   """What ``sampling.sample_note`` draws from, given final hidden states ``h`` [B, D] and the
   bar ids [B] of the rows that were fed in: every head's logits at once, or (with
   ``field_conditioning='chain'``) a :class:`ChainLogits` asking each head once the fields before
-  it are drawn. ``end_class``: the prompts' lyric-row to-end classes [B, P] (phrase_position)."""
+  it are drawn. ``syllables``: per-syllable features of the prompts' lyric rows [B, P] (keys of
+  ``phrase_position.target_syllable``; n/a value first), read at the drawn word id."""
   if model.chain is None:
     return {f: head(h) for f, head in model.heads.items()}
 
   def fn(field, given):
-    target_end = None
-    if end_class is not None and 'word_id' in given:
+    syllable = None
+    if syllables and 'word_id' in given:
       w = given['word_id'] - tk.NUM_SPECIAL
-      at = jnp.clip(1 + w, 0, end_class.shape[1] - 1)[:, None]
-      target_end = jnp.where(w >= 0, jnp.take_along_axis(end_class, at, axis=1)[:, 0], 0)
-    return model.field_logits(h, field, given, input_bar, target_end)
+      syllable = {}
+      for key, (table, none) in syllables.items():
+        at = jnp.clip(1 + w, 0, table.shape[1] - 1)[:, None]
+        syllable[key] = jnp.where(w >= 0, jnp.take_along_axis(table, at, axis=1)[:, 0], none)
+    return model.field_logits(h, field, given, input_bar, syllable)
   return ChainLogits(fn, sizes)
 
 
@@ -230,7 +239,11 @@ def decode(graphdef: nnx.GraphDef, params, prompts: dict, rows: Rows, grids: Gri
   classes = (phrase_position.lyric_classes(prompts['tokens'], prompts['phrase_ids'],
                                            prompts['segment_ids'])
              if cfg.phrase_position else None)
-  end_class = None if classes is None else classes[0]
+  syllables = {}
+  if classes is not None:
+    syllables['end_class'] = (classes[0], 0)
+  if cfg.note_syllable_stress:
+    syllables['stress'] = (prompts['tokens'][..., tk.F.stress], tk.NA)
   pad = [(0, 0), (0, max_notes), (0, 0)]
   cache = tuple(tuple(  # [B * H, T, K] per layer
       jnp.pad(jnp.swapaxes(x[i], 1, 2).reshape(b * cfg.num_heads, p, -1).astype(cfg.dtype), pad)
@@ -249,7 +262,7 @@ def decode(graphdef: nnx.GraphDef, params, prompts: dict, rows: Rows, grids: Gri
     t, st, h, input_bar, cache, valid, notes, rec = carry
     keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(row_keys, t)
     used = {} if rec is not None else None
-    note, is_note, st = sample_note(keys, step_logits(model, h, input_bar, sizes, end_class),
+    note, is_note, st = sample_note(keys, step_logits(model, h, input_bar, sizes, syllables),
                                     st, rows, grids, settings, t, max_notes=max_notes,
                                     constrained=constrained, record=used)
     if rec is not None:

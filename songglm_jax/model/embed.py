@@ -67,6 +67,9 @@ class Embedder(nnx.Module):
   def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
     """Embeddings float32 [B, L, d_model] of ``inputs`` (batch-contract arrays, [B, L(, F)])."""
     tokens = inputs['tokens']
+    if self.cfg.note_syllable_stress and 'segment_ids' in inputs:  # (decoded single rows
+      # carry the stress already: decode.note_inputs)
+      tokens = tokens.at[..., tokenizer.F.stress].set(phrase_position.note_stress(inputs))
     cols = [tokenizer.FIELDS.index(f) for f in INPUT_FIELDS]
     if self.project is None:
       x = sum(_lookup(self.fields[f], tokens[..., c]) for f, c in zip(INPUT_FIELDS, cols))

@@ -86,16 +86,16 @@ class GLM(nnx.Module):
   def field_logits(self, h: jax.Array, field: str,
                    given: Optional[Mapping[str, jax.Array]] = None,
                    input_bar: Optional[jax.Array] = None,
-                   target_end: Optional[jax.Array] = None) -> jax.Array:
+                   syllable: Optional[Mapping[str, jax.Array]] = None) -> jax.Array:
     """Logits float32 [..., V] of one field from final hidden states ``h`` [..., D].
 
     With ``field_conditioning='chain'``, ``given`` holds the token ids [...] of the fields
     before ``field`` in ``chain.CHAIN`` order (of the note being predicted), ``input_bar``
-    the bar ids [...] of the input rows and, with ``phrase_position``, ``target_end`` the
-    to-end class of the predicted note's syllable; all are ignored otherwise.
+    the bar ids [...] of the input rows and ``syllable`` the features of the predicted note's
+    syllable (``phrase_position.target_syllable``); all are ignored otherwise.
     """
     if self.chain is not None:
-      h = self.chain(h, field, given or {}, input_bar, target_end)
+      h = self.chain(h, field, given or {}, input_bar, syllable)
     return self.heads[field](h)
 
   def __call__(self, inputs: Mapping[str, jax.Array], *,
@@ -137,9 +137,9 @@ class GLM(nnx.Module):
       return {first: self.heads[first](h)}, present
     given = {f: inputs['targets'][..., getattr(tk.F, f)] for f in self.chain.order}
     input_bar = inputs['tokens'][..., tk.F.bar]
-    target_end = (phrase_position.target_end_class(inputs) if self.cfg.phrase_position
-                  else None)
-    return {f: self.field_logits(h, f, given, input_bar, target_end)
+    syllable = phrase_position.target_syllable(
+        inputs, end_class=self.cfg.phrase_position, stress=self.cfg.note_syllable_stress)
+    return {f: self.field_logits(h, f, given, input_bar, syllable)
             for f in self.heads}, present
 
   def encode(self, inputs: Mapping[str, jax.Array], *, meta: Optional[AttnMeta] = None,

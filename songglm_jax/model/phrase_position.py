@@ -14,6 +14,10 @@ computed from ``tokens``, ``phrase_ids``, ``word_ids`` and ``segment_ids`` with 
 min/max scans, so no new batch field is needed; a KV-cache decoder that feeds single note rows
 passes the classes of the note's syllable explicitly (``inputs['phrase_end_class']`` and
 ``inputs['phrase_start_class']``, taken from the prompt's lyric rows).
+
+The same lookup gives note rows their syllable's stress (``model.note_syllable_stress``: a note
+row's stress field, NA in the data, is filled with its syllable's stress id before embedding) and
+gives the field chain the predicted note's syllable features (:func:`target_syllable`).
 """
 
 from __future__ import annotations
@@ -84,11 +88,31 @@ def row_classes(inputs: Mapping[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
   return same(end), same(start)
 
 
-def target_end_class(inputs: Mapping[str, jax.Array]) -> jax.Array:
-  """The to-end class [B, L] of the syllable of each row's *target* note (training: read from
-  ``targets``' word id; 0 where the target is not a note)."""
+def target_syllable(inputs: Mapping[str, jax.Array], *, end_class: bool, stress: bool
+                    ) -> dict[str, jax.Array]:
+  """Features [B, L] of the syllable of each row's *target* note (training: read from
+  ``targets``' word id): ``'end_class'`` (its to-end class, 0 where the target is not a note)
+  and/or ``'stress'`` (its stress token id, NA where the target is not a note)."""
   tokens, seg = inputs['tokens'], inputs['segment_ids']
   end, _ = lyric_classes(tokens, inputs['phrase_ids'], seg)
   word = inputs['targets'][..., tk.F.word_id] - tk.NUM_SPECIAL
-  c = of_syllables(end, segment_start(seg), word, end > 0)
-  return jnp.where(inputs['targets'][..., tk.F.type] == tk.NOTE, c, 0)
+  is_note = inputs['targets'][..., tk.F.type] == tk.NOTE
+  s0 = segment_start(seg)
+  out = {}
+  if end_class:
+    out['end_class'] = jnp.where(is_note, of_syllables(end, s0, word, end > 0), 0)
+  if stress:
+    ids = of_syllables(tokens[..., tk.F.stress], s0, word, end > 0)
+    out['stress'] = jnp.where(is_note & (ids > 0), ids, tk.NA)
+  return out
+
+
+def note_stress(inputs: Mapping[str, jax.Array]) -> jax.Array:
+  """The stress column [B, L] with every note row that holds NA given its syllable's stress id
+  (read from the lyric row of its example); other rows unchanged."""
+  tokens, seg = inputs['tokens'], inputs['segment_ids']
+  end, _ = lyric_classes(tokens, inputs['phrase_ids'], seg)
+  col = tokens[..., tk.F.stress]
+  ids = of_syllables(col, segment_start(seg), inputs['word_ids'], end > 0)
+  fill = (tokens[..., tk.F.type] == tk.NOTE) & (col == tk.NA) & (ids > 0) & (seg != 0)
+  return jnp.where(fill, ids, col)

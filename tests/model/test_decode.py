@@ -28,6 +28,7 @@ TEXTS = ('Twinkle, twinkle, little star. How I wonder what you are!',
 CFG = ModelConfig(d_model=32, num_layers=2, num_heads=4, d_ff=64, dropout_rate=0.0, max_len=256)
 CHAIN_CFG = dataclasses.replace(CFG, field_conditioning='chain', chain_hidden=16)
 PHRASE_CFG = dataclasses.replace(CHAIN_CFG, phrase_position=True)
+SYLLABLE_CFG = dataclasses.replace(PHRASE_CFG, note_syllable_stress=True)
 ROWS, LENGTH, MAX_NOTES = 10, 32, 80  # one decoder shape for most tests: one compilation
 
 
@@ -82,8 +83,9 @@ def _notes(out, b):
   return np.asarray(out.notes[b, :int(out.num_notes[b])])
 
 
-@pytest.mark.parametrize('cfg', [CFG, CHAIN_CFG, PHRASE_CFG],
-                         ids=['independent', 'chain', 'chain_phrase_position'])
+@pytest.mark.parametrize('cfg', [CFG, CHAIN_CFG, PHRASE_CFG, SYLLABLE_CFG],
+                         ids=['independent', 'chain', 'chain_phrase_position',
+                              'chain_phrase_position_stress'])
 def test_cached_decoding_matches_full_forward_pass(cfg):
   """Each step's logits equal the model's full pass over the fine-tuning example of the finished
   song (Part A + SEP + notes): tolerance 1e-5 (float32; measured ~1e-7). With the field chain,

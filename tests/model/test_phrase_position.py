@@ -18,10 +18,12 @@ def _song():
   onset = np.arange(n) * 240
   return Song(pitch=np.full(n, 60), onset=onset, offset=onset + 240, velocity=np.full(n, 80),
               note_syllable=notes_syl, syllables=tuple('abcdefg'),
-              syllable_phrase=np.array([0, 0, 0, 1, 1, 2, 2]), syllable_stress=None)
+              syllable_phrase=np.array([0, 0, 0, 1, 1, 2, 2]),
+              syllable_stress=STRESS)
 
 
 END = [3, 2, 1, 2, 1, 2, 1]    # 1 + syllables to the phrase's end
+STRESS = ('1', '0', '1', '0', '2', '1', '0')
 START = [1, 2, 3, 1, 2, 1, 2]  # 1 + syllables from its start
 
 
@@ -36,11 +38,12 @@ def _example(task):
   # two examples packed in one row: segments 1 and 2
   batch = {k: v[None] for k, v in ex.arrays.items()}
   batch['segment_ids'] = np.repeat(np.arange(1, 3), ex.lengths)[None].astype(np.int32)
-  return song, {k: jnp.asarray(v) for k, v in batch.items()}, ex
+  stress_id = [tk.NUM_SPECIAL + tok.vocab.stress.index(x) for x in STRESS]
+  return song, {k: jnp.asarray(v) for k, v in batch.items()}, ex, stress_id
 
 
 def test_lyric_rows_get_their_own_classes():
-  _, batch, ex = _example('finetune')
+  _, batch, ex, _ = _example('finetune')
   end, start = pp.lyric_classes(batch['tokens'], batch['phrase_ids'], batch['segment_ids'])
   for b in range(2):
     s0 = int(ex.starts[b])
@@ -50,7 +53,7 @@ def test_lyric_rows_get_their_own_classes():
 
 
 def test_note_rows_get_their_syllables_classes_in_both_parts():
-  song, batch, ex = _example(None)  # pre-training tasks: notes in Part A and Part B
+  song, batch, ex, _ = _example(None)  # pre-training tasks: notes in Part A and Part B
   end, start = pp.row_classes(batch)
   tokens = np.asarray(batch['tokens'][0])
   word = np.asarray(batch['word_ids'][0])
@@ -63,11 +66,25 @@ def test_note_rows_get_their_syllables_classes_in_both_parts():
   assert np.all(np.asarray(end[0])[specials] == 0)
 
 
-def test_target_class_is_that_of_the_predicted_notes_syllable():
-  _, batch, _ = _example('finetune')
-  tc = np.asarray(pp.target_end_class(batch)[0])
+def test_target_features_are_those_of_the_predicted_notes_syllable():
+  _, batch, _, stress_id = _example('finetune')
+  got = pp.target_syllable(batch, end_class=True, stress=True)
+  tc, ts = np.asarray(got['end_class'][0]), np.asarray(got['stress'][0])
   targets = np.asarray(batch['targets'][0])
   is_note = targets[:, tk.F.type] == tk.NOTE
   w = targets[is_note, tk.F.word_id] - tk.NUM_SPECIAL
   assert tc[is_note].tolist() == [END[x] for x in w]
   assert np.all(tc[~is_note] == 0)
+  assert ts[is_note].tolist() == [stress_id[x] for x in w]
+  assert np.all(ts[~is_note] == tk.NA)
+
+
+def test_note_rows_get_their_syllables_stress():
+  song, batch, _, stress_id = _example(None)
+  col = np.asarray(pp.note_stress(batch)[0])
+  tokens = np.asarray(batch['tokens'][0])
+  word = np.asarray(batch['word_ids'][0])
+  notes = tokens[:, tk.F.type] == tk.NOTE
+  assert col[notes].tolist() == [stress_id[w] for w in word[notes]]
+  assert len(set(stress_id)) == 3
+  assert np.array_equal(col[~notes], tokens[~notes, tk.F.stress])

@@ -93,19 +93,13 @@ def decode(data: bytes) -> SongRecord:
 def write_records(path: str | os.PathLike, records: Iterable[SongRecord]) -> int:
   """Write records to an ArrayRecord file atomically; returns the number written."""
   from array_record.python import array_record_module as arm
-  path = pathlib.Path(path)
-  tmp = atomic.temporary_path(path)
   count = 0
-  try:
+  with atomic.replacing(path) as tmp:
     writer = arm.ArrayRecordWriter(str(tmp), 'group_size:1')
     for r in records:
       writer.write(encode(r))
       count += 1
     writer.close()
-    os.replace(tmp, path)
-  finally:
-    if tmp.exists():
-      tmp.unlink()
   return count
 
 

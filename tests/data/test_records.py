@@ -45,3 +45,16 @@ def test_empty_split_is_readable(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path):
   with pytest.raises(ValueError, match='not found'):
     records.RecordSource([tmp_path / 'nope.array_record'])
+
+
+def test_write_records_fsyncs_before_the_rename(tmp_path, monkeypatch):
+  """Through atomic.replacing, like every other write: synced, renamed, no temporary left."""
+  import os  # pylint: disable=import-outside-toplevel
+  events = []
+  real_fsync, real_replace = os.fsync, os.replace
+  monkeypatch.setattr(os, 'fsync', lambda fd: (events.append('fsync'), real_fsync(fd)))
+  monkeypatch.setattr(os, 'replace', lambda a, b: (events.append('replace'), real_replace(a, b)))
+  p = tmp_path / 'train.array_record'
+  assert records.write_records(p, (_rec(i) for i in range(2))) == 2
+  assert events == ['fsync', 'replace']
+  assert [x.name for x in tmp_path.iterdir()] == ['train.array_record']

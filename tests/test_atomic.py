@@ -1,0 +1,55 @@
+"""atomic: writes through a temporary, fsync and rename; stale temporaries of killed writers."""
+
+import os
+import subprocess
+
+import pytest
+
+from songglm_jax import atomic
+
+
+def _dead_pid() -> int:
+  p = subprocess.Popen(['true'])
+  p.wait()
+  return p.pid
+
+
+def test_replacing_fsyncs_the_temporary_then_renames(tmp_path, monkeypatch):
+  synced = []
+  real_fsync = os.fsync
+  monkeypatch.setattr(os, 'fsync', lambda fd: (synced.append(os.readlink(f'/proc/self/fd/{fd}')),
+                                               real_fsync(fd)))
+  target = tmp_path / 'a.bin'
+  with atomic.replacing(target) as tmp:
+    tmp.write_bytes(b'xyz')
+    assert not target.exists()
+  assert target.read_bytes() == b'xyz'
+  assert len(synced) == 1 and os.path.basename(synced[0]).startswith('.a.bin.')
+  assert [p.name for p in tmp_path.iterdir()] == ['a.bin']
+
+
+def test_replacing_keeps_the_old_file_on_an_error(tmp_path):
+  target = tmp_path / 'a.bin'
+  target.write_bytes(b'old')
+  with pytest.raises(RuntimeError):
+    with atomic.replacing(target) as tmp:
+      tmp.write_bytes(b'half')
+      raise RuntimeError('writer failed')
+  assert target.read_bytes() == b'old' and [p.name for p in tmp_path.iterdir()] == ['a.bin']
+
+
+def test_stale_temporaries_of_dead_writers_are_removed_live_ones_kept(tmp_path):
+  target = tmp_path / 'train.array_record'
+  dead = tmp_path / f'.train.array_record.{_dead_pid()}.0123abcd.tmp'
+  mine = atomic.temporary_path(target)  # this process: may be writing it right now
+  other = tmp_path / f'.valid.array_record.{_dead_pid()}.0123abcd.tmp'  # another output's
+  for p in (dead, mine, other):
+    p.write_bytes(b'')
+  with subprocess.Popen(['sleep', '30']) as live_proc:
+    live = tmp_path / f'.train.array_record.{live_proc.pid}.89abcdef.tmp'
+    live.write_bytes(b'')
+    try:
+      assert atomic.remove_stale_temporaries(target) == [dead]
+    finally:
+      live_proc.kill()
+  assert not dead.exists() and mine.exists() and live.exists() and other.exists()

@@ -11,7 +11,10 @@ train/valid by a hash of each file's relative path -> fit the vocabularies on th
 (optionally) fit or load the harmonized n-gram lexicon and find each song's spans -> tokenize ->
 write ``OUT/{train,valid}.array_record``, ``OUT/vocab.json``, ``OUT/lexicon.json`` and, last,
 ``OUT/report.json``. Every file is written through a temporary name and a rename, so a crash
-never leaves a half-written file behind an old good one. The same input gives byte-identical
+never leaves a half-written file behind an old good one; a re-run first removes the old
+report.json (so a run stopped half-way is never taken for a complete dataset), the temporaries a
+killed run left behind, and a ``lexicon.json`` of an earlier run when it fits none itself. The
+output folder is made only once some song is usable. The same input gives byte-identical
 output, whatever the number of workers (timings go to the console, not into report.json).
 
 A file that cannot be used is skipped and counted in report.json (``skipped``: reason -> count,
@@ -43,6 +46,8 @@ from songglm_jax.music.song import Song, SongSkip
 
 MUSIC21 = 'music21'
 REPORT_VERSION = 1
+OUTPUT_FILES = ('train.array_record', 'valid.array_record', 'vocab.json', 'lexicon.json',
+                'report.json')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,15 +198,18 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
   """Prepare ``source`` into ``output``; returns the report (also written to report.json).
 
   Raises:
-    ValueError: bad options or a missing source path (nothing is written then).
+    ValueError: bad options, a missing source path, or no usable song (nothing is written then:
+      a missing output folder is not created).
   """
   opts.validate()
+  if workers < 1:
+    raise ValueError(f'prepare: workers must be >= 1 (--workers, config.data.workers), got '
+                     f'{workers}')
   t0 = time.perf_counter()
   paths, names = _input_files(source, opts.limit)
   if not paths:
     raise ValueError(f'--source: no song files found under {source}')
   out = pathlib.Path(output)
-  out.mkdir(parents=True, exist_ok=True)
   logging.info('prepare: %d input files from %s, %d worker(s)', len(paths), source, workers)
 
   skipped: collections.Counter = collections.Counter()
@@ -222,6 +230,7 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
   train_songs = [s for _, s in split_songs['train']]
   if not train_songs:
     raise ValueError(f'no usable songs in {source} (skipped: {dict(skipped)})')
+  _start_output(out)
   vocab = tokenizer.fit_vocab(train_songs, min_count=opts.min_count, max_bars=opts.max_bars,
                               max_bar_ticks=opts.max_bar_ticks)
   tok = tokenizer.Tokenizer(vocab)
@@ -277,9 +286,23 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
   return report
 
 
+def _start_output(out: pathlib.Path) -> None:
+  """Make ``out`` ready to be (re)written: created; the old ``report.json`` (which marks a
+  complete dataset) removed first, so a run that stops half-way is never trusted; temporaries
+  left by a killed earlier run removed."""
+  out.mkdir(parents=True, exist_ok=True)
+  (out / 'report.json').unlink(missing_ok=True)
+  for name in OUTPUT_FILES:
+    for tmp in atomic.remove_stale_temporaries(out / name):
+      logging.info('prepare: removed %s, left by an interrupted run', tmp)
+
+
 def _lexicon(out: pathlib.Path, opts: PrepareOptions, train_songs: Sequence[Song]):
-  """(report entry or None, song -> (smr spans, srr spans))."""
+  """(report entry or None, song -> (smr spans, srr spans)); a ``lexicon.json`` of an earlier
+  run in ``out`` is removed when this run fits none."""
   empty = np.zeros((0, 2), np.int32)
+  if not opts.fit_lexicon:
+    _remove_stale_lexicon(out / 'lexicon.json', opts.lexicon)
   if not (opts.fit_lexicon or opts.lexicon):
     return None, lambda song: (empty, empty)
   if opts.fit_lexicon:
@@ -294,6 +317,14 @@ def _lexicon(out: pathlib.Path, opts: PrepareOptions, train_songs: Sequence[Song
     shown = os.path.abspath(opts.lexicon)
   spans = lambda song: (lexicon.song_spans(lex, 'smr', song), lexicon.song_spans(lex, 'srr', song))
   return {'path': shown}, spans
+
+
+def _remove_stale_lexicon(path: pathlib.Path, used: str) -> None:
+  """Remove ``path`` (an earlier run's fitted lexicon) unless it is the file ``used``."""
+  if not path.is_file() or (used and os.path.samefile(path, used)):
+    return
+  path.unlink()
+  logging.info('prepare: removed %s of an earlier run (no lexicon is fitted now)', path)
 
 
 # ---- command line ---------------------------------------------------------------------------

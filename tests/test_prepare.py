@@ -1,6 +1,7 @@
 import hashlib
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -171,3 +172,70 @@ def test_shared_corpora_with_lexicon(tmp_path):
   r = src[0]
   n_notes = int((r.tokens[:, tokenizer.F.type] == tokenizer.NOTE).sum())
   assert len(r.spans_smr) and r.spans_smr.min() >= 0 and r.spans_smr.max() <= n_notes
+
+
+def _dead_pid() -> int:
+  p = subprocess.Popen(['true'])
+  p.wait()
+  return p.pid
+
+
+def test_rerun_removes_temporaries_a_killed_run_left(corpus, tmp_path):
+  """A SIGKILL mid-write leaves `.train.array_record.<pid>.<hex>.tmp`; the next run removes it."""
+  out = tmp_path / 'out'
+  _run(corpus, out)
+  pid = _dead_pid()
+  for name in ('train.array_record', 'vocab.json', 'report.json'):
+    (out / f'.{name}.{pid}.0badc0de.tmp').write_bytes(b'')
+  _run(corpus, out)
+  assert sorted(p.name for p in out.iterdir()) == [
+      'report.json', 'train.array_record', 'valid.array_record', 'vocab.json']
+
+
+def _broken_corpus(root: pathlib.Path) -> pathlib.Path:
+  root.mkdir()
+  (root / 'empty.mid').write_bytes(b'')
+  (root / 'text.mid').write_text('this is not a MIDI file\n')
+  return root
+
+
+def test_no_usable_song_leaves_no_output_folder(tmp_path):
+  with pytest.raises(ValueError, match='no usable songs'):
+    _run(_broken_corpus(tmp_path / 'src'), tmp_path / 'out')
+  assert not (tmp_path / 'out').exists()
+
+
+def _problems(stderr: str) -> list[str]:
+  """The lines of ``stderr`` other than absl's INFO progress lines (``I1126 00:16:57.13 ...``)."""
+  return [line for line in stderr.strip().splitlines() if not re.match(r'I\d{4} ', line)]
+
+
+def test_cli_no_usable_song_is_one_line_error_and_no_folder(tmp_path):
+  r = _cli(f'--source={_broken_corpus(tmp_path / "src")}', f'--output={tmp_path / "o"}',
+           '--workers=1')
+  assert r.returncode == 1 and len(_problems(r.stderr)) == 1, r.stderr
+  assert 'no usable songs' in r.stderr and 'Traceback' not in r.stderr
+  assert not (tmp_path / 'o').exists()
+
+
+@pytest.mark.parametrize('workers', ['0', '-1'])
+def test_cli_workers_below_one_is_one_line_error(corpus, tmp_path, workers):
+  r = _cli(f'--source={corpus}', f'--output={tmp_path / "o"}', f'--workers={workers}')
+  assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+  assert 'workers' in r.stderr and workers in r.stderr and 'Traceback' not in r.stderr
+  assert not (tmp_path / 'o').exists()
+
+
+def test_reprepare_without_a_lexicon_removes_the_old_lexicon(corpus, tmp_path):
+  out = tmp_path / 'out'
+  assert _run(corpus, out, fit_lexicon=True)['lexicon']['path'] == 'lexicon.json'
+  assert (out / 'lexicon.json').is_file()
+  kept = tmp_path / 'kept.json'
+  kept.write_bytes((out / 'lexicon.json').read_bytes())
+  report = _run(corpus, out, lexicon=str(out / 'lexicon.json'))  # the same file: still used
+  assert report['lexicon']['path'] == str(out / 'lexicon.json') and (out / 'lexicon.json').is_file()
+  report = _run(corpus, out, lexicon=str(kept))  # another file: the old one is stale
+  assert not (out / 'lexicon.json').exists() and kept.is_file()
+  (out / 'lexicon.json').write_bytes(kept.read_bytes())
+  report = _run(corpus, out)  # no lexicon at all
+  assert 'lexicon' not in report and not (out / 'lexicon.json').exists()

@@ -71,12 +71,13 @@ def parse_field_values(text: Optional[str], cast, base: dict) -> Optional[dict]:
   """``'0.9'`` -> every field 0.9; ``'pitch=1,bar=0.5'`` -> those fields changed in ``base``.
 
   Raises:
-    ValueError: an unknown field or a value that does not parse.
+    ValueError: an unknown field, a field given twice, or a value that does not parse.
   """
   if text is None:
     return None
   text = text.strip()
   out = dict(base)
+  seen = set()
   try:
     if '=' not in text:
       return {f: cast(text) for f in generation.FIELDS}
@@ -84,6 +85,9 @@ def parse_field_values(text: Optional[str], cast, base: dict) -> Optional[dict]:
       field, value = (s.strip() for s in item.split('=', 1))
       if field not in generation.FIELDS:
         raise ValueError(f'unknown field {field!r}; expected one of {generation.FIELDS}')
+      if field in seen:
+        raise ValueError(f'field {field!r} given twice')
+      seen.add(field)
       out[field] = cast(value)
   except ValueError as e:
     raise ValueError(f'bad sampling setting {text!r}: {e}') from None

@@ -158,6 +158,12 @@ def test_sampling_setting_strings():
     generate.parse_field_values('tempo=1', float, base)
 
 
+def test_sampling_setting_with_a_field_twice_is_refused():
+  base = {f: 0.9 for f in generation.FIELDS}
+  with pytest.raises(ValueError, match="field 'pitch' given twice"):
+    generate.parse_field_values('pitch=1,bar=0.5, pitch=2', float, base)
+
+
 def test_options_from_config_then_flags():
   c = ml_collections.ConfigDict({'seed': 7, 'generate': _generate_section()})
   c.generate.temperature = {f: 0.7 for f in generation.FIELDS}
@@ -334,3 +340,20 @@ def test_resume_regenerates_when_the_checkpoint_changes(workdir, tmp_path, capsy
   assert (third['checkpoint'], third['step']) == ('latest', 2)
   assert 'already generated' not in capsys.readouterr().out
   assert json.loads((out / 'generate.json').read_text())['checkpoint'] == 'latest'
+
+
+def test_cli_one_line_error_for_a_sampling_field_given_twice(workdir, tmp_path):
+  import re
+  import subprocess
+  import sys
+  from tests.conftest import REPO
+  from tests.train import helpers
+  r = subprocess.run([sys.executable, '-m', 'songglm_jax.generate', f'--workdir={workdir}',
+                      f'--output={tmp_path / "out"}', '--lyrics=la la',
+                      '--temperature=pitch=1,pitch=2'], cwd=REPO, env=helpers.subprocess_env(),
+                     capture_output=True, text=True, timeout=120)
+  problems = [x for x in r.stderr.strip().splitlines() if not re.match(r'I\d{4} ', x)]
+  assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+  assert problems == ["songglm_jax.generate: error: bad sampling setting 'pitch=1,pitch=2': "
+                      "field 'pitch' given twice"]
+  assert not (tmp_path / 'out').exists()

@@ -105,6 +105,9 @@ RUNNERS = {
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Run the configured stages in ``workdir`` (created when missing)."""
   stages = config_lib.parse_stages(config, tuple(RUNNERS))
+  for stage in stages:  # a bad training setting fails now, not after the stages before it
+    if stage in loop.STAGES:
+      loop.check_stage_config(config, stage)
   work = pathlib.Path(workdir)
   if jax.process_index() == 0:
     work.mkdir(parents=True, exist_ok=True)

@@ -91,3 +91,21 @@ def test_console_keeps_project_info_and_every_warning_but_drops_library_info():
   assert keep.filter(record(logging.INFO, ours))
   assert not keep.filter(record(logging.INFO, theirs))
   assert keep.filter(record(logging.WARNING, theirs))
+
+
+def test_bad_training_settings_fail_before_any_stage_runs(tmp_path):
+  """learning_rate=nan and an accumulation that does not divide the batch: one line naming the
+  field, before prepare (nothing is written) rather than seconds into training."""
+  import re
+  import time
+  for flag, field in (('--config.finetune.learning_rate=nan', 'config.finetune.learning_rate=nan'),
+                      ('--config.pretrain.grad_accum_steps=3',
+                       'config.pretrain.grad_accum_steps=3 does not divide')):
+    work = tmp_path / 'work'
+    t0 = time.perf_counter()
+    r = _main('--config=configs/default.py', f'--workdir={work}', flag,
+              '--config.pretrain.batch_size=4')
+    problems = [x for x in r.stderr.strip().splitlines() if not re.match(r'I\d{4} ', x)]
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert len(problems) == 1 and field in problems[0], problems
+    assert not work.exists() and time.perf_counter() - t0 < 60

@@ -124,11 +124,32 @@ def _check_resume(stage_dir: pathlib.Path, config: ml_collections.ConfigDict, st
                      'workdir, or restore those settings to resume')
 
 
+def check_stage_config(config: ml_collections.ConfigDict, stage: str) -> None:
+  """The settings of training ``stage`` that need neither data nor devices: the optimizer's
+  (finite, in range) and the accumulation. The main job checks every training stage it will
+  run before the first stage starts.
+
+  Raises:
+    ValueError: the first bad setting, naming its config field.
+  """
+  section = config[stage]
+  optim.OptimConfig.from_config(config.optim, section, stage)
+  _check_accumulation(section, stage)
+
+
+def _check_accumulation(section, stage: str) -> None:
+  b, k = int(section.batch_size), int(section.grad_accum_steps)
+  if k >= 1 and b % k:
+    raise ValueError(f'config.{stage}.grad_accum_steps={k} does not divide config.{stage}.'
+                     f'batch_size={b}: the batch is summed over {k} micro-batches of equal size')
+
+
 def _check_sizes(section, plan: Plan, opts: pipeline.PipelineOptions, model_cfg: ModelConfig,
                  stage: str) -> None:
+  _check_accumulation(section, stage)
   b, k, p = int(section.batch_size), int(section.grad_accum_steps), jax.process_count()
   split = plan.mesh.shape['data'] * plan.mesh.shape['fsdp']
-  if b % k or (b // k) % split or b % p or split % p:
+  if (b // k) % split or b % p or split % p:
     raise ValueError(f'config.{stage}.batch_size={b}: with grad_accum_steps={k} each '
                      f'micro-batch of {b // max(k, 1)} rows must split over mesh data x fsdp = '
                      f'{split} devices, and that split over the {p} process(es)')
@@ -276,7 +297,7 @@ def _train(config, work: pathlib.Path, stage: str, ckpt: ckpt_lib.Checkpoints,
   tokenizer = inference_lib.read_tokenizer(data_dir / 'vocab.json')
   sizes = tokenizer.field_sizes
   model_cfg = ModelConfig.from_config(config.model)
-  opt_cfg = optim.OptimConfig.from_config(config.optim, section)
+  opt_cfg = optim.OptimConfig.from_config(config.optim, section, stage)
   plan = Plan.from_config(config.mesh)
   opts = pipeline_options(config, section.batch_size, int(section.get('seq_len', 0)))
   _check_sizes(section, plan, opts, model_cfg, stage)

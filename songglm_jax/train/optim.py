@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+import math
+import numbers
+from typing import Any, Mapping, Optional
 
 import jax
 import optax
@@ -36,27 +38,58 @@ class OptimConfig:
   end_lr_fraction: float = 0.0
 
   def __post_init__(self):
-    if self.num_train_steps < 1 or self.grad_accum_steps < 1:
-      raise ValueError(f'optimizer: num_train_steps={self.num_train_steps} and grad_accum_steps='
-                       f'{self.grad_accum_steps} must be >= 1')
-    if not 0.0 <= self.warmup_fraction <= 1.0:
-      raise ValueError(f'optimizer: warmup_fraction={self.warmup_fraction}, expected [0, 1]')
-    if self.learning_rate <= 0 or self.clip_norm <= 0:
-      raise ValueError(f'optimizer: learning_rate={self.learning_rate} and clip_norm='
-                       f'{self.clip_norm} must be > 0')
+    check_values(dataclasses.asdict(self))
 
   @classmethod
-  def from_config(cls, optim: Mapping[str, Any], stage: Mapping[str, Any]) -> 'OptimConfig':
+  def from_config(cls, optim: Mapping[str, Any], stage: Mapping[str, Any],
+                  stage_name: str = '') -> 'OptimConfig':
     """From ``config.optim`` (:data:`COMMON_FIELDS`) and a stage section such as
-    ``config.pretrain`` (:data:`STAGE_FIELDS`). Every field must be present."""
-    kw = {}
+    ``config.pretrain`` (:data:`STAGE_FIELDS`; ``stage_name`` = 'pretrain' names it in errors).
+    Every field must be present and valid (:func:`check_values`)."""
+    kw, shown = {}, {}
+    where_stage = f'config.{stage_name}' if stage_name else 'stage section'
     for section, names, where in ((optim, COMMON_FIELDS, 'config.optim'),
-                                  (stage, STAGE_FIELDS, 'stage section')):
+                                  (stage, STAGE_FIELDS, where_stage)):
       missing = [n for n in names if n not in section]
       if missing:
         raise ValueError(f'{where}: missing field(s) {missing}')
       kw.update({n: section[n] for n in names})
+      shown.update({n: f'{where}.{n}' for n in names})
+    check_values(kw, shown)
     return cls(**kw)
+
+
+# field -> (test, what is expected); every value is first checked to be a finite number
+_RULES = {
+    'learning_rate': (lambda v: v > 0, 'a finite number > 0'),
+    'clip_norm': (lambda v: v > 0, 'a finite number > 0'),
+    'warmup_fraction': (lambda v: 0 <= v <= 1, 'a finite number in [0, 1]'),
+    'b1': (lambda v: 0 <= v < 1, 'a finite number in [0, 1)'),
+    'b2': (lambda v: 0 <= v < 1, 'a finite number in [0, 1)'),
+    'eps': (lambda v: v >= 0, 'a finite number >= 0'),
+    'weight_decay': (lambda v: v >= 0, 'a finite number >= 0'),
+    'end_lr_fraction': (lambda v: v >= 0, 'a finite number >= 0'),
+    'num_train_steps': (lambda v: v >= 1 and float(v).is_integer(), 'a whole number >= 1'),
+    'grad_accum_steps': (lambda v: v >= 1 and float(v).is_integer(), 'a whole number >= 1'),
+}
+
+
+def check_values(values: Mapping[str, Any], shown: Optional[Mapping[str, str]] = None) -> None:
+  """Check optimizer settings (any subset of :class:`OptimConfig`'s fields) before training.
+
+  Args:
+    shown: field -> the name to show in the error (e.g. 'config.pretrain.learning_rate').
+
+  Raises:
+    ValueError: the first bad value (NaN and infinities are bad everywhere), naming the field.
+  """
+  shown = shown or {}
+  for name, value in values.items():
+    test, expected = _RULES.get(name, (lambda v: True, 'a finite number'))
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(
+        value) and test(value)
+    if not ok:
+      raise ValueError(f'{shown.get(name, "optimizer: " + name)}={value!r}: expected {expected}')
 
 
 def make_schedule(cfg: OptimConfig) -> optax.Schedule:

@@ -93,6 +93,27 @@ def test_batch_that_cannot_be_split_is_a_clear_error(tmp_path):
     loop.run_stage(config, helpers.workdir_with_data(tmp_path), 'pretrain')
 
 
+def test_accumulation_that_does_not_divide_the_batch_blames_the_accumulation(tmp_path):
+  config = helpers.tiny_config(grad_accum_steps=3, batch_size=4)
+  for check in (lambda: loop.check_stage_config(config, 'pretrain'),
+                lambda: loop.run_stage(config, helpers.workdir_with_data(tmp_path), 'pretrain')):
+    with pytest.raises(ValueError) as e:
+      check()
+    assert str(e.value).startswith('config.pretrain.grad_accum_steps=3 does not divide '
+                                   'config.pretrain.batch_size=4')
+    assert 'mesh' not in str(e.value)
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), -1e-3])
+def test_a_bad_learning_rate_is_refused_with_the_config(value):
+  config = helpers.tiny_config()
+  config.finetune.learning_rate = value
+  loop.check_stage_config(config, 'pretrain')
+  with pytest.raises(ValueError, match=r'^config\.finetune\.learning_rate=.*: expected a finite '
+                     r'number > 0$'):
+    loop.check_stage_config(config, 'finetune')
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
   real, calls = loop._global, []
 

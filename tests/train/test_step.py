@@ -125,3 +125,20 @@ def test_optim_config_reads_both_sections():
   assert cfg.learning_rate == 5e-5 and cfg.num_train_steps == 7
   with pytest.raises(ValueError, match='config.optim'):
     optim.OptimConfig.from_config({}, {})
+
+
+@pytest.mark.parametrize('field,value', [('learning_rate', float('nan')), ('clip_norm', 0.0),
+                                         ('b2', float('inf')), ('b1', 1.0),
+                                         ('warmup_fraction', float('nan')),
+                                         ('num_train_steps', 0), ('eps', float('nan'))])
+def test_optim_config_refuses_non_finite_or_out_of_range_values(field, value):
+  common = {'b1': 0.9, 'b2': 0.98, 'eps': 1e-6, 'weight_decay': 0.01, 'clip_norm': 1.0,
+            'end_lr_fraction': 0.0}
+  stage = {'learning_rate': 5e-5, 'warmup_fraction': 0.2, 'num_train_steps': 7,
+           'grad_accum_steps': 1}
+  (common if field in common else stage)[field] = value
+  section = 'optim' if field in common else 'pretrain'
+  with pytest.raises(ValueError, match=rf'^config\.{section}\.{field}={value!r}: expected '):
+    optim.OptimConfig.from_config(common, stage, 'pretrain')
+  with pytest.raises(ValueError, match=rf'^optimizer: {field}='):
+    optim.OptimConfig(**{**common, **stage})

@@ -28,17 +28,29 @@ SHORT = {'bar': 'bar', 'position': 'pos', 'duration': 'dur', 'pitch': 'pitch', '
 
 
 def read_metrics(path: str | pathlib.Path) -> list[dict]:
-  """The records of a metrics.jsonl (a torn last line from a crash is skipped)."""
+  """The records of a metrics.jsonl ([] when it is missing).
+
+  A crash mid-write can tear only the last line, which is skipped; any other line that is not
+  a JSON object means the file was damaged otherwise.
+
+  Raises:
+    ValueError: such a line (naming the file and line number).
+  """
   out = []
   try:
-    lines = pathlib.Path(path).read_text().splitlines()
+    lines = pathlib.Path(path).read_text(encoding='utf-8', errors='replace').splitlines()
   except FileNotFoundError:
     return out
-  for line in lines:
+  for number, line in enumerate(lines, 1):
     try:
-      out.append(json.loads(line))
+      record = json.loads(line)
     except ValueError:
-      continue
+      record = None
+    if isinstance(record, dict):
+      out.append(record)
+    elif number < len(lines):
+      raise ValueError(f'{path}:{number}: not a metrics record ({line[:40]!r}); only the last '
+                       'line may be torn by a crash. Repair or delete the file to go on')
   return out
 
 

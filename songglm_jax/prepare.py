@@ -120,7 +120,7 @@ def _read_one(args: tuple[str, str, PrepareOptions]) -> _FileResult:
     if os.path.getsize(path.split('#')[0]) > opts.max_file_bytes:
       raise SongSkip('too_long', f'{name}: file larger than {opts.max_file_bytes} bytes')
     kwargs = {'max_notes': opts.max_notes} if path.lower().endswith(song_io.MIDI_EXTENSIONS) else {}
-    songs, stats = song_io.read_songs(path, **kwargs)
+    songs, stats = song_io.read_songs(path, max_file_bytes=opts.max_file_bytes, **kwargs)
     out = []
     for song in songs:
       song = song.replace(name=name if len(songs) == 1 else f'{name}|{song.name}',

@@ -29,21 +29,41 @@ def find_song_files(root: str | os.PathLike) -> list[pathlib.Path]:
   return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
-def read_songs(path: str | os.PathLike, **kwargs) -> tuple[list[Song], dict[str, int]]:
+def read_songs(path: str | os.PathLike, *, max_file_bytes: Optional[int] = None,
+               **kwargs) -> tuple[list[Song], dict[str, int]]:
   """The songs in one file (a score with several verses gives one song per verse) and counters.
 
+  A file larger than ``max_file_bytes`` (default ``midi.MAX_FILE_BYTES``, the bound ``prepare``
+  applies) is not read, whatever its format, so every program that reads songs has one bound.
+
   Raises:
-    SongSkip: the file gives no song; ``reason`` says why.
+    SongSkip: the file gives no song; ``reason`` says why (``too_long`` for the size bound).
   """
-  suffix = pathlib.Path(str(path).split('#')[0]).suffix.lower()  # 'x.abc#2': tune 2 of x.abc
+  file = str(path).split('#')[0]  # 'x.abc#2': tune 2 of x.abc
+  suffix = pathlib.Path(file).suffix.lower()
+  _check_size(file, max_file_bytes)
   if suffix in MIDI_EXTENSIONS:
     from songglm_jax.music import midi
+    if max_file_bytes is not None:
+      kwargs['max_file_bytes'] = max_file_bytes
     song, stats = midi.read_midi(path, **kwargs)
     return [song], stats
   if suffix in SCORE_EXTENSIONS:
     from songglm_jax.music import scores
     return scores.read_score(path, **kwargs)
   raise SongSkip('unsupported_format', f'{path}: unsupported extension {suffix!r}')
+
+
+def _check_size(file: str, max_file_bytes: Optional[int]) -> None:
+  if max_file_bytes is None:
+    from songglm_jax.music import midi
+    max_file_bytes = midi.MAX_FILE_BYTES
+  try:
+    size = os.path.getsize(file)
+  except OSError:
+    return  # the reader says what is wrong with the path
+  if size > max_file_bytes:
+    raise SongSkip('too_long', f'{file}: {size} bytes > {max_file_bytes}')
 
 
 def write_song(song: Song, path: str | os.PathLike, *, title: Optional[str] = None) -> None:

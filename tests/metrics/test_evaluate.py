@@ -188,3 +188,17 @@ def test_shared_corpus_pairs_agree_with_oracle(tmp_path):
   for key in ('OA_A', 'OA_PCH', 'OA_IOI', 'OA_DD'):
     assert fast[key] == pytest.approx(slow[key], abs=1e-6)
   assert fast['misaligned_pairs'] == 6  # other songs' lyrics
+
+
+def test_score_files_past_the_size_bound_are_skipped_unread(tmp_path):
+  """The bound prepare applies (midi.MAX_FILE_BYTES) holds for every format evaluate reads."""
+  rng = np.random.default_rng(5)
+  songs = random_set(rng, 2)
+  _write(tmp_path / 'reference', songs)
+  _write(tmp_path / 'gen', songs)
+  big = tmp_path / 'gen' / 'huge.musicxml'
+  with open(big, 'wb') as f:  # sparse: past the bound without using the disk
+    f.truncate(midi.MAX_FILE_BYTES + 1)
+  r = evaluation.evaluate_dirs(tmp_path / 'gen', tmp_path / 'reference')
+  assert r['num_pairs'] == 2 and r['skipped'] == {'too_long': 1}
+  assert [f['file'] for f in r['skipped_files']] == ['generated/huge.musicxml']

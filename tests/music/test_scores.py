@@ -436,3 +436,22 @@ def test_pickup_measure_is_implicit(tmp_path):
   song = make_song([60, 62], [1440, 1920], [480, 480], [0, 1], ['Up-', 'on'])
   scores.write_musicxml(song, tmp_path / 'p.musicxml')
   assert score_xml.read(tmp_path / 'p.musicxml').implicit_measures == ['0']
+
+
+def test_read_songs_bounds_the_file_size_of_every_format(tmp_path):
+  from songglm_jax.music import io as song_io
+  from songglm_jax.music import midi
+  song = make_song([60, 62], [0, 480], [480, 480], [0, 1], ['la', 'la.'])
+  for name in ('a.mid', 'a.musicxml'):
+    song_io.write_song(song, tmp_path / name)
+    size = (tmp_path / name).stat().st_size
+    assert len(song_io.read_songs(tmp_path / name, max_file_bytes=size)[0]) == 1
+    with pytest.raises(SongSkip) as e:
+      song_io.read_songs(tmp_path / name, max_file_bytes=size - 1)
+    assert e.value.reason == 'too_long' and name in str(e.value)
+  abc = tmp_path / 'big.abc'
+  with open(abc, 'wb') as f:
+    f.truncate(midi.MAX_FILE_BYTES + 1)  # the default bound
+  with pytest.raises(SongSkip, match='bytes >') as e:
+    song_io.read_songs(f'{abc}#1')
+  assert e.value.reason == 'too_long'

@@ -9,14 +9,27 @@
 # metadata and calls jax.distributed.initialize() itself (no coordinator flags needed). WORKDIR
 # must be a path every host sees: a mounted shared filesystem (Filestore, or a bucket through
 # gcsfuse). Re-running the same command resumes.
+#
+# Environment: REPO (default '~/songglm_jax': a leading ~/ is the worker's home; write it quoted,
+# REPO='~/x', or your shell puts your own home there), PYTHON (default .venv/bin/python, under
+# REPO). CONFIG, WORKDIR, REPO, PYTHON and every flag reach the workers' shell (bash) quoted, as
+# single words: spaces and shell characters in them are kept literally, never run.
 set -euo pipefail
 CONFIG=${1:?usage: TPU=name ZONE=zone launch/tpu_vm.sh CONFIG WORKDIR [flags]}
 WORKDIR=${2:?usage: TPU=name ZONE=zone launch/tpu_vm.sh CONFIG WORKDIR [flags]}
 shift 2
 TPU=${TPU:?set TPU to the TPU VM name}
 ZONE=${ZONE:?set ZONE to the TPU zone}
-REPO=${REPO:-~/songglm_jax}
+REPO=${REPO:-'~/songglm_jax'}
 PYTHON=${PYTHON:-.venv/bin/python}
-printf -v EXTRA ' %q' "$@"
-gcloud compute tpus tpu-vm ssh "$TPU" --zone="$ZONE" --worker=all --command="cd $REPO && \
-  $PYTHON -m songglm_jax.main --config=$CONFIG --workdir=$WORKDIR$EXTRA"
+if [[ $REPO == '~' ]]; then  # the worker's home, expanded there
+  REMOTE_REPO='~'
+elif [[ $REPO == '~/'* ]]; then
+  printf -v REMOTE_REPO '~/%q' "${REPO:2}"
+else
+  printf -v REMOTE_REPO '%q' "$REPO"
+fi
+printf -v REMOTE_ARGS ' %q' "$PYTHON" -m songglm_jax.main "--config=$CONFIG" "--workdir=$WORKDIR" \
+  "$@"
+gcloud compute tpus tpu-vm ssh "$TPU" --zone="$ZONE" --worker=all \
+  --command="cd $REMOTE_REPO &&$REMOTE_ARGS"

@@ -25,7 +25,11 @@ def _detected_cluster() -> Optional[str]:
   """Name of a cluster JAX can configure itself for (SLURM with > 1 task, Cloud TPU), or None."""
   try:
     from jax._src.clusters import cloud_tpu_cluster, slurm_cluster  # pylint: disable=g-import-not-at-top
-  except ImportError:  # JAX moved its cluster helpers: fall back to the SLURM variables
+  except ImportError as e:  # JAX moved its cluster helpers: fall back to the SLURM variables
+    logging.warning('distributed: JAX\'s cluster detection (jax._src.clusters) is not '
+                    'importable in this JAX version (%s): a Cloud TPU pod slice is not detected '
+                    '(give --coordinator_address, --num_processes and --process_id); SLURM '
+                    'still is, from its variables', e)
     return 'slurm' if int(os.environ.get('SLURM_NTASKS', '1')) > 1 and (
         'SLURM_PROCID' in os.environ) else None
   if slurm_cluster.SlurmCluster.is_env_present() and int(os.environ['SLURM_NTASKS']) > 1:

@@ -19,7 +19,9 @@ step may donate them) and the files are written in the background; ``close`` wai
 
 Resume order (``train/loop.py``): build the pipeline iterator and the sharded state, then
 ``restore(latest_step, state, iterator)`` puts the saved arrays onto the state's shardings (any
-mesh) and moves the iterator to the saved position.
+mesh) and moves the iterator to the saved position. A step that does not restore (a file cut
+short) raises :class:`RestoreError`; the loop then resumes from the newest older step that does
+and moves the bad one aside (:meth:`Checkpoints.set_aside`, into ``checkpoints.corrupt/``).
 
 Beside them, the parameters with the lowest held-out loss so far (:class:`BestCheckpoint`)::
 
@@ -50,7 +52,46 @@ ITEMS = ('model', 'optimizer', 'data')
 BEST_ITEMS = ('model',)  # W/<stage>/best/<step>/: the parameters alone
 BEST_DIR, BEST_JSON = 'best', 'best.json'
 TRASH = '.trash'
+CORRUPT_SUFFIX = '.corrupt'  # W/<stage>/checkpoints.corrupt/<step>: steps that do not restore
 STAGE_FILES = ('config.json', 'vocab.json')  # written by the loop beside checkpoints/
+
+
+class RestoreError(ValueError):
+  """A saved step that does not restore: a file of it cut short or damaged, or a target (model,
+  optimizer) that does not match what was saved."""
+
+
+def _innermost_error(e: BaseException) -> BaseException:
+  """The exception at the bottom of ``e``'s chain (Orbax wraps TensorStore's read error)."""
+  seen = {id(e)}
+  while True:
+    inner = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
+    if inner is None or id(inner) in seen:
+      return e
+    seen.add(id(inner))
+    e = inner
+
+
+def _innermost(e: BaseException) -> str:
+  """The first line of :func:`_innermost_error`."""
+  inner = _innermost_error(e)
+  lines = str(inner).strip().splitlines()
+  return lines[0] if lines else type(inner).__name__
+
+
+def _bad_json(folder: pathlib.Path) -> Optional[str]:
+  """'<file>: not valid JSON (...)' for the first JSON metadata file of a step that does not
+  parse (None: all parse)."""
+  for path in sorted(folder.rglob('*')):
+    if not path.is_file() or not (path.name.startswith('_') and 'METADATA' in path.name or
+                                  path.parent.name == 'array_metadatas' or
+                                  path.suffix == '.json'):
+      continue
+    try:
+      json.loads(path.read_bytes())
+    except ValueError as e:  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+      return f'{path}: not valid JSON ({e})'
+  return None
 
 
 def abstract(tree: Any) -> Any:
@@ -111,6 +152,9 @@ class Checkpoints:
           cleanup_tmp_directories=not read_only, todelete_subdir=None if read_only else TRASH,
           enable_async_checkpointing=not read_only)
       self._manager = ocp.CheckpointManager(self.directory, item_names=items, options=options)
+    # Orbax removes unfinished steps in a background thread that close() does not wait for:
+    # one still running when the program exits (after an early error) prints a traceback.
+    getattr(self._manager, '_maybe_await_cleanup_tmp_directory', lambda: None)()
     self._empty_trash()
 
   def latest_step(self) -> Optional[int]:
@@ -157,6 +201,9 @@ class Checkpoints:
     """The state saved at ``step``, placed like ``like`` (its shapes, dtypes and shardings).
 
     ``iterator`` (optional) is moved to the saved data position in place.
+
+    Raises:
+      RestoreError: the step does not restore (naming its folder and the innermost error).
     """
     target = abstract(like)
     args = dict(model=ocp.args.StandardRestore(target.params),
@@ -164,17 +211,47 @@ class Checkpoints:
     if iterator is not None:
       import grain  # pylint: disable=g-import-not-at-top
       args['data'] = grain.checkpoint.CheckpointRestore(iterator)
-    out = self._manager.restore(step, args=ocp.args.Composite(**args))
+    out = self._restore(step, args)
     opt = out['optimizer']
     return TrainState(step=opt['step'], params=out['model'], opt_state=opt['opt_state'],
                       rng=opt['rng'])
 
   def restore_params(self, step: int, like: Any) -> Any:
-    """The ``model`` item alone, placed like ``like`` (arrays or ShapeDtypeStructs)."""
+    """The ``model`` item alone, placed like ``like`` (arrays or ShapeDtypeStructs).
+
+    Raises:
+      RestoreError: as :meth:`restore`.
+    """
     target = abstract(like)
-    out = self._manager.restore(step, args=ocp.args.Composite(
-        model=ocp.args.StandardRestore(target)))
-    return out['model']
+    return self._restore(step, {'model': ocp.args.StandardRestore(target)})['model']
+
+  def _restore(self, step: int, args: dict[str, Any]) -> Any:
+    try:
+      return self._manager.restore(step, args=ocp.args.Composite(**args))
+    except Exception as e:  # pylint: disable=broad-except  # Orbax raises a bare Exception
+      folder = self.directory / str(step)
+      why = _bad_json(folder) if isinstance(_innermost_error(e), json.JSONDecodeError) else None
+      raise RestoreError(f'{folder}: does not restore ({why or _innermost(e)})') from e
+
+  def set_aside(self, step: int) -> pathlib.Path:
+    """Move ``step`` out of the folder, into ``<folder>.corrupt/<step>`` (``<step>.1``, ... when
+    taken), where it is kept for inspection but never restored; returns its new path."""
+    if self._read_only:
+      raise ValueError(f'{self.directory}: opened read-only')
+    self._manager.wait_until_finished()
+    aside = self.directory.with_name(self.directory.name + CORRUPT_SUFFIX)
+    dest, n = aside / str(step), 0
+    while dest.exists():
+      n += 1
+      dest = aside / f'{step}.{n}'
+    if jax.process_index() == 0:
+      aside.mkdir(parents=True, exist_ok=True)
+      (self.directory / str(step)).rename(dest)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      multihost_utils.sync_global_devices(f'set aside step {step}')
+    self._manager.reload()
+    return dest
 
   def wait(self) -> None:
     """Block until every started save is on disk."""

@@ -134,7 +134,8 @@ def load_for_inference(workdir: str, stage: str | None = None, which: str = 'bes
 
   Raises:
     ValueError: a bad ``which``, the workdir has no checkpoint (of that stage), or its files are
-      unreadable.
+      unreadable; ``checkpoint.RestoreError`` when the chosen step does not restore (a file cut
+      short: the message names the step folder and the kept steps).
   """
   which = check_kind(which, 'checkpoint')
   work = pathlib.Path(workdir)
@@ -170,7 +171,13 @@ def load_for_inference(workdir: str, stage: str | None = None, which: str = 'bes
           raise ValueError(f'{ckpt.directory}: no checkpoint of step {which} (kept: '
                            f'{ckpt.all_steps()})')
         step = int(which)
-      restored = ckpt.restore_params(step, like)
+      try:
+        restored = ckpt.restore_params(step, like)
+      except ckpt_lib.RestoreError as e:
+        others = [s for s in ckpt.all_steps() if s != step]
+        hint = (f'; to use another kept step: --checkpoint=<step> (one of {others})' if others
+                else '')
+        raise ckpt_lib.RestoreError(f'{e}{hint}') from None
     finally:
       ckpt.close()
   return Inference(config=config, model_cfg=model_cfg, field_sizes=dict(sizes),

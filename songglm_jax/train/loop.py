@@ -28,6 +28,7 @@ the step; the newest checkpoint is the last good one).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 import time
@@ -37,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import logging as absl_logging
 from flax import nnx
 from jax.experimental import multihost_utils
 
@@ -253,13 +255,13 @@ def run_stage(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   """
   if stage not in STAGES:
     raise ValueError(f'train stage {stage!r}: expected one of {STAGES}')
+  check_stage_config(config, stage)  # e.g. num_train_steps >= 1, before any folder is made
   work = pathlib.Path(workdir)
   stage_dir = work / stage
   section = config[stage]
   total = int(section.num_train_steps)
   primary = jax.process_index() == 0
   ckpt = ckpt_lib.Checkpoints(stage_dir / 'checkpoints', keep=int(section.keep_checkpoints))
-  best = None
   try:
     start = ckpt.latest_step() or 0
     if start:
@@ -268,9 +270,7 @@ def run_stage(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
       if primary:
         print(f'[{stage}] already trained: checkpoint {ckpt.directory / str(start)}, kept')
       return {'stage': stage, 'step': start, 'skipped': True}
-    if section.eval_every_steps > 0:
-      best = ckpt_lib.BestCheckpoint(stage_dir, start)
-    return _train(config, work, stage, ckpt, best, start, primary)
+    return _train(config, work, stage, ckpt, start, primary)
   except NonFiniteLoss as e:
     ckpt.wait()
     last = ckpt.latest_step()
@@ -278,15 +278,51 @@ def run_stage(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
     raise NonFiniteLoss(f'{e}; training stopped, last good checkpoint: {kept}. Lower '
                         f'config.{stage}.learning_rate or check the data, then re-run to resume')
   finally:
+    ckpt.close()
+
+
+def _all_processes(ok: bool) -> bool:
+  """``ok`` on every process (collective: every process must call it)."""
+  if jax.process_count() == 1:
+    return ok
+  return bool(np.all(multihost_utils.process_allgather(np.int32(ok))))
+
+
+def _restore_newest(ckpt: ckpt_lib.Checkpoints, start: int, like: step_lib.TrainState,
+                    it: Any) -> tuple[int, step_lib.TrainState]:
+  """(step, state) of the newest saved step <= ``start`` that restores (the data iterator
+  ``it`` moved to its position). Newer steps that do not restore (a file cut short, say) are
+  set aside into ``checkpoints.corrupt/`` with a warning, not deleted -- but only once an
+  older step has restored, so a failure that is not about the files leaves them all in place.
+
+  Raises:
+    ValueError: no step restores (naming the newest and why).
+  """
+  bad: list[tuple[int, ckpt_lib.RestoreError]] = []
+  for step in sorted((s for s in ckpt.all_steps() if s <= start), reverse=True):
     try:
-      if best is not None:
-        best.close()
-    finally:
-      ckpt.close()
+      state, error = ckpt.restore(step, like, it), None
+    except ckpt_lib.RestoreError as e:
+      state, error = None, e
+    if not _all_processes(error is None):
+      bad.append((step, error or ckpt_lib.RestoreError(
+          f'{ckpt.directory / str(step)}: does not restore on another process')))
+      absl_logging.warning('%s; trying the step before it', bad[-1][1])
+      continue
+    for old, _ in bad:
+      moved = ckpt.set_aside(old)
+      absl_logging.warning('resuming from step %d; step %d (does not restore) set aside as %s',
+                           step, old, moved)
+    return step, state
+  if not bad:
+    raise ValueError(f'{ckpt.directory}: no saved step <= {start}')
+  raise ValueError(f'{bad[0][1]}; no older step restores either (tried '
+                   f'{[s for s, _ in bad]}); nothing was moved. Move the damaged step folder '
+                   'away to start again from an older one, or use a new workdir')
 
 
-def _train(config, work: pathlib.Path, stage: str, ckpt: ckpt_lib.Checkpoints,
-           best: Optional[ckpt_lib.BestCheckpoint], start: int, primary: bool) -> dict[str, Any]:
+def _train(config, work: pathlib.Path, stage: str, ckpt: ckpt_lib.Checkpoints, start: int,
+           primary: bool) -> dict[str, Any]:
   section = config[stage]
   stage_dir = work / stage
   total = int(section.num_train_steps)
@@ -313,12 +349,19 @@ def _train(config, work: pathlib.Path, stage: str, ckpt: ckpt_lib.Checkpoints,
     graphdef, state, shardings = step_lib.create_train_state(model_fn, tx, int(config.seed), plan)
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
   make = pipeline.pretrain_pipeline if stage == 'pretrain' else pipeline.finetune_pipeline
-  it = iter(make(data_dir, opts, process_index=jax.process_index(),
-                 process_count=jax.process_count()))
-  log = logger_lib.MetricsLog(stage_dir, stage, start, primary)
-  try:
+  with contextlib.ExitStack() as closing:  # closed in reverse order on every exit path
+    it = iter(make(data_dir, opts, process_index=jax.process_index(),
+                   process_count=jax.process_count()))
+    closing.callback(getattr(it, 'close', lambda: None))
     if start:
-      state = ckpt.restore(start, state, it)
+      start, state = _restore_newest(ckpt, start, state, it)
+    best = None
+    if section.eval_every_steps > 0:
+      best = ckpt_lib.BestCheckpoint(stage_dir, start)
+      closing.callback(best.close)
+    log = logger_lib.MetricsLog(stage_dir, stage, start, primary)
+    closing.callback(log.close)
+    if start:
       origin = f'resumed from {ckpt.directory / str(start)}'
     elif stage == 'finetune' and section.init_from != 'none':
       params, source = warm_start.load_pretrained(section.init_from, work, model_cfg,
@@ -337,9 +380,6 @@ def _train(config, work: pathlib.Path, stage: str, ckpt: ckpt_lib.Checkpoints,
                           int(section.eval_batches)) if section.eval_every_steps > 0 else None
     return _steps(config, stage, state, it, train_step, evaluator, ckpt, best, log, plan, start,
                   model_cfg, sizes)
-  finally:
-    getattr(it, 'close', lambda: None)()
-    log.close()
 
 
 def _steps(config, stage, state, it, train_step, evaluator, ckpt, best, log, plan, start,

@@ -81,8 +81,10 @@ def load_pretrained(init_from: str, workdir: pathlib.Path, model_cfg: ModelConfi
   ck = ckpt_lib.Checkpoints(folder, read_only=True)
   try:
     src = ck.restore_params(step, src_like)
-  except (ValueError, KeyError) as e:
-    raise ValueError(f'init_from {folder}/{step}: its parameters do not fit config.model ({e})')
+  except (ValueError, KeyError) as e:  # RestoreError: damaged, or another model
+    raise ValueError(f'config.finetune.init_from: the pre-trained parameters do not restore '
+                     f'({e}); is that checkpoint complete, and made with this config.model?'
+                     ) from None
   finally:
     ck.close()
   src_flat = dict(jax.tree_util.tree_flatten_with_path(src)[0])

@@ -192,3 +192,13 @@ def test_a_stage_may_pack_shorter_rows_than_the_pipeline(tmp_path):
   config.pretrain.seq_len = config.model.max_len + 8
   with pytest.raises(ValueError, match='config.pretrain.seq_len'):
     loop.run_stage(config, helpers.workdir_with_data(tmp_path), 'pretrain')
+
+
+@pytest.mark.parametrize('steps', [0, -3])
+def test_no_steps_to_train_is_an_error_not_already_trained(tmp_path, steps):
+  config = helpers.tiny_config(num_train_steps=steps)
+  work = helpers.workdir_with_data(tmp_path)
+  with pytest.raises(ValueError, match=rf'^config.pretrain.num_train_steps={steps}: expected a '
+                     'whole number >= 1$'):
+    loop.run_stage(config, work, 'pretrain')
+  assert not (work / 'pretrain').exists()

@@ -4,7 +4,8 @@ Every write goes to a hidden temporary name beside the target (:func:`temporary_
 flushed to disk (fsync), then renamed over the target. :func:`write_bytes` does it for bytes in
 memory; :func:`replacing` for a writer that needs a file name (e.g. ArrayRecord's). A process
 killed mid-write leaves its temporary behind; :func:`remove_stale_temporaries` removes those of
-processes that no longer run.
+processes that no longer run. :func:`check_output_folder` and :func:`check_output_file` tell
+before a program's work starts whether its output path can be written at all.
 """
 
 from __future__ import annotations
@@ -105,3 +106,58 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[pathlib.Path]:
       continue
     removed.append(tmp)
   return removed
+
+
+# ---- output paths, checked before the work that fills them ----------------------------------
+
+def _folder_problem(path: pathlib.Path, name_it: bool = False) -> str | None:
+  """Why ``path`` cannot be used as an output folder (None: it can); ``name_it``: the message
+  names ``path`` when the problem is the path itself."""
+  if os.path.lexists(path):
+    subject = f'{path} is' if name_it else 'is'
+    if not path.is_dir():
+      return f'{subject} not a folder'
+    if not os.access(path, os.W_OK | os.X_OK):
+      return f'{subject} not writable'
+    return None
+  base = pathlib.Path(os.path.abspath(path))
+  while not os.path.lexists(base) and base != base.parent:
+    base = base.parent
+  if not base.is_dir():
+    return f'{base} is not a folder'
+  if not os.access(base, os.W_OK | os.X_OK):
+    return f'{base} is not writable'
+  return None
+
+
+def check_output_folder(path: str | os.PathLike, what: str) -> pathlib.Path:
+  """``path`` as a folder to write into: it is one, or it can be made (its nearest existing
+  ancestor is a folder), and this process may write there. Nothing is created.
+
+  Args:
+    what: the flag or field the path came from, for the message (e.g. ``'--output'``).
+
+  Raises:
+    ValueError: the path is a file (or under one), or the folder is not writable.
+  """
+  path = pathlib.Path(path)
+  problem = _folder_problem(path)
+  if problem:
+    raise ValueError(f'{what} {path}: {problem}')
+  return path
+
+
+def check_output_file(path: str | os.PathLike, what: str) -> pathlib.Path:
+  """``path`` as a file to write (atomically, so its folder must be writable): not a folder,
+  and its folder is one or can be made.
+
+  Raises:
+    ValueError: the path is a folder, or its folder is not usable.
+  """
+  path = pathlib.Path(path)
+  if path.is_dir():
+    raise ValueError(f'{what} {path}: is a folder; expected a file name')
+  problem = _folder_problem(path.parent, name_it=True)
+  if problem:
+    raise ValueError(f'{what} {path}: {problem}')
+  return path

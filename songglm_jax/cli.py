@@ -6,10 +6,11 @@ Usage in a CLI module::
     if __name__ == '__main__':
       cli.run(main)
 
-A bad flag, an unexpected positional argument, or a ``ValueError`` raised by the program (the
-project's convention for bad config or input) prints ``<program>: error: <message>`` on one line
-and exits with status 2 (flags) or 1 (input), without a traceback. Other exceptions are real bugs
-and keep their traceback.
+A bad flag, an unexpected positional argument, a ``ValueError`` raised by the program (the
+project's convention for bad config or input) or an ``OSError`` (a path that cannot be read or
+written: the message names it) prints ``<program>: error: <message>`` on one line and exits with
+status 2 (flags) or 1 (input), without a traceback. Other exceptions are real bugs and keep
+their traceback.
 
 Log lines: absl INFO records from other libraries (Orbax writes several per checkpoint, JAX one
 per backend probe) are dropped so that the console shows the project's progress; warnings and
@@ -72,13 +73,22 @@ def _parse(argv: Sequence[str]) -> list[str]:
   return rest
 
 
+def os_error_text(e: OSError) -> str:
+  """One line for an ``OSError``: the path(s) it names, then the reason."""
+  where = ' -> '.join(str(f) for f in (e.filename, e.filename2) if f is not None)
+  reason = e.strerror or str(e) or type(e).__name__
+  return f'{where}: {reason}' if where else reason
+
+
 def run(main: Callable[[list[str]], object]) -> None:
-  """``absl.app.run`` with one-line errors for bad flags and ``ValueError``."""
+  """``absl.app.run`` with one-line errors for bad flags, ``ValueError`` and ``OSError``."""
 
   def guarded(argv):
     try:
       return main(argv)
     except ValueError as e:
       fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    except OSError as e:
+      fail(os_error_text(e).splitlines()[0])
 
   app.run(guarded, flags_parser=_parse)

@@ -91,15 +91,22 @@ def decode(data: bytes) -> SongRecord:
 
 
 def write_records(path: str | os.PathLike, records: Iterable[SongRecord]) -> int:
-  """Write records to an ArrayRecord file atomically; returns the number written."""
+  """Write records to an ArrayRecord file atomically; returns the number written.
+
+  Raises:
+    OSError: the file cannot be written (naming it).
+  """
   from array_record.python import array_record_module as arm
   count = 0
   with atomic.replacing(path) as tmp:
     writer = arm.ArrayRecordWriter(str(tmp), 'group_size:1')
-    for r in records:
-      writer.write(encode(r))
-      count += 1
-    writer.close()
+    try:
+      for r in records:
+        writer.write(encode(r))
+        count += 1
+      writer.close()
+    except RuntimeError as e:  # how array_record reports a file it cannot open or write
+      raise OSError(f'{path}: cannot write ({e})') from None
   return count
 
 

@@ -16,6 +16,9 @@ percentages), ``MD``, the lyric metrics of ``metrics/lyric.py`` (``AA``, ``AA_no
 ``<key>_std``; ``num_pairs`` (pairs over all sets), ``num_sample_sets``, ``per_sample`` (each
 set's values, its OA integration error bounds, unpaired names, misaligned pairs and per-pair
 values), ``oa_error_bound`` (the largest certified OA integration error), ``md_error_bound``.
+:func:`evaluate_dirs` adds ``missing_generated`` (each set's reference songs without a readable
+generated song, with the reason: 'no file' or the skip reason of the file) and, when that is not
+empty, ``warning`` (one line saying how many are missing: the metrics then cover fewer songs).
 """
 
 from __future__ import annotations
@@ -178,8 +181,31 @@ def _summary(per_sample: list[dict], total: int) -> dict:
   return result
 
 
+def _missing_generated(per_sample: list[dict], gen: list[tuple[str, files.ReadResult]]
+                       ) -> list[dict]:
+  """Each (sample set, reference song) without a generated song: ``{'set', 'name', 'reason'}``
+  with the skip reason of the set's file of that name when there was one, else 'no file'."""
+  out = []
+  for entry, (_, read) in zip(per_sample, gen):
+    skipped = {pathlib.PurePath(f['file']).stem: f['reason'] for f in read.skipped}
+    out.extend({'set': entry['name'], 'name': n, 'reason': skipped.get(n, 'no file')}
+               for n in entry['unpaired_reference'])
+  return out
+
+
+def incomplete_text(result: Mapping) -> str:
+  """One line on the generated songs missing from a result (``missing_generated``)."""
+  missing = result.get('missing_generated') or []
+  expected = result.get('num_pairs', 0) + len(missing)
+  shown = '; '.join(f'{m["set"]}/{m["name"]}: {m["reason"]}' for m in missing[:5])
+  more = f'; ... ({len(missing)} in all)' if len(missing) > 5 else ''
+  return (f'{len(missing)} of {expected} generated songs are missing or unreadable ({shown}{more});'
+          f' the metrics cover only the {result.get("num_pairs", 0)} pairs found')
+
+
 def evaluate_dirs(generated: str | os.PathLike, reference: str | os.PathLike, *,
-                  workers: int = 1, plots: Optional[str | os.PathLike] = None) -> dict:
+                  workers: int = 1, plots: Optional[str | os.PathLike] = None,
+                  strict: bool = False) -> dict:
   """Read, pair and evaluate song files (see ``metrics/files.py`` for the folder layout).
 
   Args:
@@ -187,12 +213,14 @@ def evaluate_dirs(generated: str | os.PathLike, reference: str | os.PathLike, *,
     reference: a folder of reference songs.
     workers: processes for reading files and for the DTW (1 = this process).
     plots: if given, a folder for PNGs comparing generated and reference distributions.
+    strict: a reference song without a readable generated song in some set is an error.
 
   Returns:
     The result dict (NaN for undefined values; :func:`json_ready` before writing JSON).
 
   Raises:
-    ValueError: a folder does not exist, or no pair at all.
+    ValueError: a folder does not exist, no pair at all, or (``strict``) a generated song
+      missing (before any plot is written).
   """
   ref_root = pathlib.Path(reference)
   if not ref_root.is_dir():
@@ -227,6 +255,11 @@ def evaluate_dirs(generated: str | os.PathLike, reference: str | os.PathLike, *,
       'generated': sorted({f'{e["name"]}/{n}' for e in result['per_sample']
                            for n in e['unpaired_generated']}),
       'reference': sorted({n for e in result['per_sample'] for n in e['unpaired_reference']})}
+  result['missing_generated'] = _missing_generated(result['per_sample'], gen)
+  if result['missing_generated']:
+    result['warning'] = incomplete_text(result)
+    if strict:
+      raise ValueError(f'--strict: {result["warning"]}; nothing written')
   result['generated'] = str(gen_root)
   result['reference'] = str(ref_root)
   if plots:

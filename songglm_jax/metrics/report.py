@@ -24,7 +24,8 @@ _ROWS = (
 
 
 def table(result: Mapping) -> str:
-  """Metric | mean +- std over sample sets; OA, AA and the fractions in percent."""
+  """Metric | mean +- std over sample sets; OA, AA and the fractions in percent. A result with
+  a ``warning`` (generated songs missing) shows it above and below the table."""
   lines = [f'{"metric":<18} {"mean":>9}   {"std":>7}',
            '-' * 38]
   for label, key, scale in _ROWS:
@@ -35,6 +36,9 @@ def table(result: Mapping) -> str:
     unit = '%' if scale == 100 else ' '
     lines.append(f'{label:<18} {mean * scale:>8.2f}{unit} +- {std * scale:>6.2f}')
   lines.append('-' * 38)
+  if result.get('warning'):
+    lines.insert(0, f'WARNING: {result["warning"]}')
+    lines.append(f'WARNING: {result["warning"]}')
   lines.append(f'pairs {result.get("num_pairs")} in {result.get("num_sample_sets")} sample '
                f'set(s); misaligned pairs {result.get("misaligned_pairs", 0)}; skipped files '
                f'{len(result.get("skipped_files", []))}; unpaired generated '

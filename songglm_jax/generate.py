@@ -8,7 +8,8 @@ r"""Lyrics -> songs on disk with a trained workdir.
 Writes ``OUT/sample_K/NAME.mid`` (one lyric event per syllable at its first note) and
 ``OUT/sample_K/NAME.musicxml`` (syllables under the notes) for K = 0 .. N-1, with ``--plot`` also
 ``NAME.png`` (piano roll with syllables), and ``OUT/generate.json`` (options, one summary per
-song, the invalid fraction). NAME is the lyrics file's stem, the song file's path under DIR
+song, the invalid fraction); an earlier run's ``sample_K/`` folders in OUT are replaced, so
+that none of its songs is counted with this run's. NAME is the lyrics file's stem, the song file's path under DIR
 without its suffix, or a slug of the lyrics' first words. ``--lyrics`` may hold several songs
 separated by ``|``; in text, lines and ``. , ! ? ; :`` end phrases. ``--language`` (a pyphen
 language such as ``de``, ``fr``, ``es``; default ``en``) says how text words split into
@@ -222,6 +223,51 @@ def write_samples(results: Sequence[Sequence[generation.Sample]],
           'invalid_fraction': invalid / total if total else 0.0}
 
 
+SAMPLE_FILES = ('.mid', '.musicxml', '.png')  # what write_samples puts in a sample_K/ folder
+
+
+def earlier_samples(output: str | os.PathLike) -> list[pathlib.Path]:
+  """The ``sample_K/`` folders of an earlier run in ``output`` (:func:`clear_samples` removes
+  them).
+
+  Raises:
+    ValueError: one holds something ``generate`` does not write (a file that is not
+      .mid/.musicxml/.png or a hidden temporary, a link).
+  """
+  from songglm_jax.metrics import files as files_lib  # pylint: disable=import-outside-toplevel
+  out = pathlib.Path(output)
+  if not out.is_dir():
+    return []
+  owned = sorted(p for p in out.iterdir() if p.is_dir() and files_lib.SAMPLE_DIR.match(p.name))
+  for folder in owned:
+    for entry in folder.rglob('*'):  # (songs named by a path under --lyrics_from: subfolders)
+      ours = entry.is_dir() and not entry.is_symlink() or entry.is_file() and (
+          entry.suffix.lower() in SAMPLE_FILES or
+          entry.name.startswith('.') and entry.name.endswith('.tmp'))
+      if not ours:
+        raise ValueError(f'{entry}: not written by generate; move it out of {folder}, or '
+                         'write to another output folder (generate replaces the sample_K/ '
+                         'folders of an earlier run)')
+  return owned
+
+
+def clear_samples(output: str | os.PathLike) -> list[pathlib.Path]:
+  """Remove an earlier run's output from ``output`` before this run writes its own:
+  ``generate.json`` first (it marks a finished run), then every ``sample_K/`` folder, so that no
+  song of another run (a sample this run does not draw, lyrics it does not sing) stays beside
+  the new ones for ``evaluate`` to count. Returns the removed folders.
+
+  Raises:
+    ValueError: as :func:`earlier_samples` (nothing is removed then).
+  """
+  import shutil  # pylint: disable=import-outside-toplevel
+  owned = earlier_samples(output)
+  (pathlib.Path(output) / 'generate.json').unlink(missing_ok=True)
+  for folder in owned:
+    shutil.rmtree(folder)
+  return owned
+
+
 def _options_dict(opts: generation.GenerateOptions) -> dict:
   return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in vars(opts).items()}
 
@@ -232,7 +278,15 @@ def generate_to_dir(model_cfg, field_sizes, tokenizer, graphdef, params,
                     extra: Optional[dict] = None, prompt_mask: str = 'MASK') -> dict:
   """Generate and write every sample of ``lyrics`` under ``output``; also writes
   ``output/generate.json`` and returns its content. ``prompt_mask``: the model's fine-tuning
-  cue (``Inference.prompt_mask``)."""
+  cue (``Inference.prompt_mask``). An earlier run's samples in ``output`` are replaced
+  (:func:`clear_samples`).
+
+  Raises:
+    ValueError: ``output`` is not a folder that can be written (checked before decoding), or
+      holds ``sample_K/`` folders with files of another program.
+  """
+  atomic.check_output_folder(output, 'output folder')
+  earlier_samples(output)  # refused now rather than after decoding
   gen = generation.Generator(model_cfg, field_sizes, tokenizer, graphdef, params, opts,
                              prompt_mask=prompt_mask)
   t0 = time.perf_counter()
@@ -244,6 +298,8 @@ def generate_to_dir(model_cfg, field_sizes, tokenizer, graphdef, params,
 
   results = gen.generate(lyrics, progress=progress)
   seconds = time.perf_counter() - t0
+  for folder in clear_samples(output):
+    logging.info('generate: removed %s of an earlier run', folder)
   report = write_samples(results, lyrics, output, plot=plot)
   notes = sum(e.get('notes', 0) for e in report['songs'])
   report.update(seconds=seconds, notes_per_s=notes / seconds if seconds else 0.0,
@@ -265,7 +321,8 @@ def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
     stage: checkpoint stage ('pretrain' / 'finetune'; None: finetune when it has one).
     text, text_file, songs_from: the lyrics source (exactly one).
     resume: keep ``output`` as it is when its ``generate.json`` records the same checkpoint
-      (kind and step), lyrics source and options.
+      (kind and step), lyrics source and options (otherwise, and without ``resume``, an earlier
+      run's ``sample_K/`` folders are replaced: :func:`clear_samples`).
     config: the config whose ``generate`` section and ``seed`` to use (default: the workdir's
       ``config.json``).
     checkpoint: 'best', 'latest' or a step (None: from the config; :func:`checkpoint_choice`).
@@ -274,12 +331,15 @@ def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
   """
   from songglm_jax.train import inference as inference_lib  # pylint: disable=import-outside-toplevel
   _check_one_source(text, text_file, songs_from)  # before the (slower) checkpoint load
+  atomic.check_output_folder(output, 'output folder')
+  earlier_samples(output)
   syllabify.language_dictionary(language)  # an unknown language fails before the load too
   source = config
-  if source is None and checkpoint is None:  # the workdir's (when missing, the load says so)
+  if source is None:  # the workdir's (when missing, the load says so)
     path = pathlib.Path(workdir) / 'config.json'
     source = inference_lib.read_config(path) if path.is_file() else None
   which = checkpoint_choice(source, checkpoint)
+  options(source, **dict(overrides))  # bad sampling settings fail before the load too
   inf = inference_lib.load_for_inference(workdir, stage, which=which)
   config = inf.config if config is None else config
   stress_lookup = str(config.data.stress_lookup) if 'data' in config else 'word'

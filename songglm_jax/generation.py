@@ -21,6 +21,8 @@ the public SongGLM code samples.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Any, Mapping, Optional, Sequence
 
 import jax
@@ -37,13 +39,17 @@ from songglm_jax.music.song import Song
 FIELDS = sampling.NOTE_COLUMNS  # fields with sampling settings
 
 
+def _is_number(v) -> bool:
+  return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
 @dataclasses.dataclass(frozen=True)
 class GenerateOptions:
   """How songs are sampled (``config.generate`` mirrors these fields).
 
   ``temperature``, ``top_k`` and ``top_p`` map each field of :data:`FIELDS` to its setting
-  (temperature <= 0: greedy; top_k 0 and top_p 1.0: off). Defaults follow the public SongGLM
-  code: temperature 0.9, top-k 10, 10 samples per song.
+  (temperature <= 0: greedy; top_k 0 and top_p 1.0: off; every value finite). Defaults follow
+  the public SongGLM code: temperature 0.9, top-k 10, 10 samples per song.
   """
   num_samples: int = 10
   seed: int = 0
@@ -71,14 +77,19 @@ class GenerateOptions:
                        ' expected 0 <= low <= high <= 127')
     if not 1 <= self.velocity <= 127:
       raise bad('velocity', 'in 1..127')
+    if not (_is_number(self.seed) and float(self.seed).is_integer() and
+            0 <= self.seed < 2**32):
+      raise bad('seed', f'a whole number in 0 .. {2**32 - 1} (JAX keys use 32 bits of it)')
     for knob in ('temperature', 'top_k', 'top_p'):
       d = getattr(self, knob)
       if set(d) != set(FIELDS):
         raise ValueError(f'generate.{knob}: expected a value for each of {FIELDS}, got {dict(d)}')
+      if not all(_is_number(v) and math.isfinite(v) for v in d.values()):
+        raise bad(knob, 'finite numbers')
     if any(not 0 < v <= 1 for v in self.top_p.values()):
       raise bad('top_p', 'values in (0, 1]')
-    if any(v < 0 for v in self.top_k.values()):
-      raise bad('top_k', 'values >= 0')
+    if any(v < 0 or not float(v).is_integer() for v in self.top_k.values()):
+      raise bad('top_k', 'whole numbers >= 0')
 
   @classmethod
   def from_config(cls, config: Any, **overrides) -> 'GenerateOptions':

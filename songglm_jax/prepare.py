@@ -17,6 +17,12 @@ killed run left behind, and a ``lexicon.json`` of an earlier run when it fits no
 output folder is made only once some song is usable. The same input gives byte-identical
 output, whatever the number of workers (timings go to the console, not into report.json).
 
+report.json also records the resolved source (``source_path``) and ``source_fingerprint`` (a
+digest of the input files' names, sizes and modification times, and of a reused lexicon): the
+main job keeps a prepared dataset only while they match (``stages._prepared``). The output path
+is checked before the work starts (a file, a path under a file or a folder that is not writable
+is an error).
+
 A file that cannot be used is skipped and counted in report.json (``skipped``: reason -> count,
 ``skipped_files``: [path, reason]); a bug in a reader is caught per file too and reported as
 ``error:<ExceptionType>``, so one bad file never stops the run.
@@ -112,6 +118,42 @@ def _input_files(source: str, limit: int) -> tuple[list[str], list[str]]:
   return paths, [n.replace(os.sep, '/') for n in names]
 
 
+def _resolved(source: str) -> str:
+  return source if source == MUSIC21 else os.path.realpath(source)
+
+
+def _fingerprint(paths: Sequence[str], names: Sequence[str], opts: PrepareOptions) -> str:
+  """A cheap digest of the input: each file's name, size and modification time (not its
+  content), and the content of the reused lexicon file."""
+  h = hashlib.sha256()
+  for path, name in zip(paths, names):
+    try:
+      st = os.stat(path if os.path.exists(path) else path.split('#')[0])
+      size, mtime = st.st_size, st.st_mtime_ns
+    except OSError:
+      size, mtime = -1, -1
+    h.update(f'{name}\t{size}\t{mtime}\n'.encode('utf-8'))
+  if opts.lexicon:
+    try:
+      h.update(pathlib.Path(opts.lexicon).read_bytes())
+    except OSError:
+      h.update(b'<unreadable lexicon>')
+  return h.hexdigest()
+
+
+def source_identity(source: str, opts: PrepareOptions) -> dict:
+  """What report.json records of the input (``source_path``, the resolved source, and
+  ``source_fingerprint``, :func:`_fingerprint` of its files), computed now: the main job keeps
+  a prepared dataset only when these are unchanged.
+
+  Raises:
+    ValueError: the source does not exist.
+  """
+  paths, names = _input_files(source, opts.limit)
+  return {'source_path': _resolved(source), 'files': len(paths),
+          'source_fingerprint': _fingerprint(paths, names, opts)}
+
+
 def _read_one(args: tuple[str, str, PrepareOptions]) -> _FileResult:
   """Worker: one input file -> its song windows (stress and phrases set), or the skip reason."""
   path, name, opts = args
@@ -198,18 +240,21 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
   """Prepare ``source`` into ``output``; returns the report (also written to report.json).
 
   Raises:
-    ValueError: bad options, a missing source path, or no usable song (nothing is written then:
-      a missing output folder is not created).
+    ValueError: bad options, a missing source path, an output path that is a file (or under
+      one) or not writable, or no usable song (nothing is written then: a missing output
+      folder is not created).
+    OSError: writing fails after all (naming the path).
   """
   opts.validate()
   if workers < 1:
     raise ValueError(f'prepare: workers must be >= 1 (--workers, config.data.workers), got '
                      f'{workers}')
+  out = atomic.check_output_folder(output, 'output folder')
   t0 = time.perf_counter()
   paths, names = _input_files(source, opts.limit)
   if not paths:
     raise ValueError(f'--source: no song files found under {source}')
-  out = pathlib.Path(output)
+  fingerprint = _fingerprint(paths, names, opts)
   logging.info('prepare: %d input files from %s, %d worker(s)', len(paths), source, workers)
 
   skipped: collections.Counter = collections.Counter()
@@ -263,6 +308,8 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
   report = {
       'version': REPORT_VERSION,
       'source': source if source == MUSIC21 else os.path.basename(os.path.normpath(source)),
+      'source_path': _resolved(source),
+      'source_fingerprint': fingerprint,
       'files': len(paths),
       'songs': sum(counts.values()),
       'splits': counts,

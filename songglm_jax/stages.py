@@ -46,13 +46,29 @@ def prepare_options(config: ml_collections.ConfigDict, **overrides) -> prepare.P
 
 
 def _prepared(out: pathlib.Path, source: str, opts: prepare.PrepareOptions) -> dict | None:
-  """The report of an existing complete dataset made from the same source and options."""
+  """The report of an existing complete dataset made from the same input with the same options.
+
+  The same input: the same resolved source whose files have the same names, sizes and
+  modification times (and the same reused lexicon), as report.json's ``source_path`` and
+  ``source_fingerprint`` record them; for a report written before those existed, the same
+  source folder name and number of files.
+  """
   try:
     report = json.loads((out / 'report.json').read_text())
   except (OSError, ValueError):
     return None
-  same = report.get('options') == dataclasses.asdict(opts) and report.get('source') in (
-      source, pathlib.Path(source).name)
+  if not isinstance(report, dict) or report.get('options') != dataclasses.asdict(opts):
+    return None
+  try:
+    now = prepare.source_identity(source, opts)
+  except ValueError:  # the source is gone: preparing again says so
+    return None
+  if 'source_fingerprint' in report:
+    same = (report.get('source_path') == now['source_path'] and
+            report['source_fingerprint'] == now['source_fingerprint'])
+  else:
+    same = report.get('source') in (source, pathlib.Path(source).name) and (
+        report.get('files') == now['files'])
   return report if same else None
 
 
@@ -73,6 +89,9 @@ def run_prepare(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dic
     if report is not None:
       print(f'[prepare] {name}: already prepared in {out} ({report["songs"]} songs), kept')
     else:
+      if (out / 'report.json').is_file():
+        print(f'[prepare] {name}: {out} was prepared from other input or with other options; '
+              'preparing again', flush=True)
       report = prepare.prepare_dataset(source, out, opts, workers=config.data.workers)
     reports[name] = report
     skipped = sum(report['skipped'].values())
@@ -108,7 +127,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   for stage in stages:  # a bad training setting fails now, not after the stages before it
     if stage in loop.STAGES:
       loop.check_stage_config(config, stage)
-  work = pathlib.Path(workdir)
+  work = atomic.check_output_folder(workdir, '--workdir')
   if jax.process_index() == 0:
     work.mkdir(parents=True, exist_ok=True)
     atomic.write_text(work / 'config.json', config.to_json(indent=1, sort_keys=True) + '\n')

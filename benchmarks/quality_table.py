@@ -6,7 +6,7 @@ Each argument is a workdir (every ``W/quality/*/bench.json`` in it) or one run f
 (``W/quality/TAG``). Prints a markdown table, one row per run: the workdir and tag, the overrides
 it was run with, every metric as mean ± std over its sample sets, invalid songs, and the training
 and generation wall times; then the random-human calibration row of the first workdir and the
-paper's row. Last line: a JSON object with the rows.
+paper's row; with ``--json`` also a last line holding one JSON object with the rows.
 """
 
 import argparse
@@ -49,6 +49,7 @@ def main():
   ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   ap.add_argument('paths', nargs='+')
   ap.add_argument('--sort', default=None, help='metric to sort rows by (descending)')
+  ap.add_argument('--json', action='store_true', help='also print the rows as a JSON last line')
   args = ap.parse_args()
   files = _runs(args.paths)
   if not files:
@@ -78,7 +79,8 @@ def main():
   lines.append('| SongGLM (paper) | - | ' + ' | '.join(
       f'{paper[k]:.2f}' if k in paper else '-' for k, _ in COLS) + ' | - | - | - |')
   print('\n'.join(lines))
-  print(json.dumps({'rows': rows, 'random_human': calib, 'paper': paper}))
+  if args.json:
+    print(json.dumps({'rows': rows, 'random_human': calib, 'paper': paper}))
 
 
 if __name__ == '__main__':

@@ -129,6 +129,9 @@ def base_config() -> ml_collections.ConfigDict:
                             # (and a note's, of its syllable; model/phrase_position.py)
   m.note_syllable_stress = False  # note rows embed their syllable's stress; the chain's later
                             # fields see the predicted note's syllable's stress
+  m.attention = 'auto'      # 'xla_library' (jax.nn.dot_product_attention), 'explicit', or 'auto'
+                            # (the library on GPU/TPU; explicit on CPU, where it is faster)
+  m.remat = False           # recompute the blocks' activations in the backward pass (less memory)
 
   c.optim = o = ml_collections.ConfigDict()  # AdamW after global-norm clipping (train/optim.py)
   o.b1 = 0.9                # Adam beta1

@@ -22,10 +22,11 @@ TARGET_FIELDS = ('bar', 'position', 'duration', 'pitch', 'word_id')
 POSITION_ENCODINGS = ('glm2d', '1d', 'none')
 EMBED_COMBINES = ('sum', 'concat')
 FIELD_CONDITIONINGS = ('none', 'chain')
+ATTENTIONS = ('auto', 'xla_library', 'explicit')
 # Fields added after workdirs were first written: a config.json without them gets these values,
 # which reproduce the model such a workdir was trained with.
 LATER_FIELDS = {'field_conditioning': 'none', 'chain_hidden': 0, 'phrase_position': False,
-                'note_syllable_stress': False}
+                'note_syllable_stress': False, 'attention': 'auto', 'remat': False}
 COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
@@ -63,6 +64,12 @@ class ModelConfig:
     note_syllable_stress: note rows embed their syllable's stress (the stress field, NA on notes
       in the data, is filled from the syllable's lyric row); with the chain, the later fields
       also see the predicted note's syllable's stress.
+    attention: 'xla_library' (``jax.nn.dot_product_attention``), 'explicit' (written out in
+      ``layers.attend``, faster on XLA:CPU) or 'auto' (the library on GPU/TPU, explicit on CPU,
+      decided when traced); training and the KV-cache decoder both follow it.
+    remat: recompute each transformer block's activations in the backward pass instead of
+      keeping them (``jax.checkpoint`` around the scanned block): less memory, one more forward
+      pass of the blocks per step.
   """
   d_model: int = 64
   num_layers: int = 2
@@ -84,6 +91,8 @@ class ModelConfig:
   chain_hidden: int = 0
   phrase_position: bool = False
   note_syllable_stress: bool = False
+  attention: str = 'auto'
+  remat: bool = False
 
   def __post_init__(self):
     def bad(field, expected):
@@ -102,6 +111,10 @@ class ModelConfig:
       bad('embed_combine', f'one of {EMBED_COMBINES}')
     if self.field_conditioning not in FIELD_CONDITIONINGS:
       bad('field_conditioning', f'one of {FIELD_CONDITIONINGS}')
+    if self.attention not in ATTENTIONS:
+      bad('attention', f'one of {ATTENTIONS}')
+    if not isinstance(self.remat, bool):
+      bad('remat', 'True or False')
     if int(self.chain_hidden) < 0:
       bad('chain_hidden', 'an integer >= 0 (0 = d_model)')
     if self.position_encoding not in POSITION_ENCODINGS:

@@ -33,7 +33,7 @@ from flax import nnx
 from songglm_jax.data import masking
 from songglm_jax.data import records as records_lib
 from songglm_jax.data import tokenizer as tk
-from songglm_jax.model import phrase_position
+from songglm_jax.model import layers, phrase_position
 from songglm_jax.model.sampling import (NOTE_COLUMNS, ChainLogits, Grids, Rows, Settings,
                                         initial_state, sample_note)
 
@@ -157,13 +157,13 @@ def _cached_step(model, blocks: list, inputs: dict, cache: tuple, valid: jax.Arr
   modules and parameters (embedder, LayerNorms, MLP, heads; the attention projections applied
   as ``layers.Attention`` does), without ``forward``'s concatenation of the whole past at every
   layer and step (a copy of the cache per layer, which at batch 10 cost more than the rest of
-  the step on CPU). Equality with the full pass is tested.
+  the step on CPU). Attention follows ``config.model.attention`` (``layers.attend_one``).
+  Equality with the full pass is tested.
   """
   cfg = model.cfg
   dt = cfg.dtype
   x = model.embed(inputs)[:, 0]  # [B, D] float32 residual stream
   keys, values = list(cache[0]), list(cache[1])
-  scale = cfg.head_dim ** -0.5
   mask = jnp.repeat(valid, cfg.num_heads, axis=0)  # [B * H, T]
   for layer, blk in enumerate(blocks):
     att = blk.attn
@@ -174,11 +174,8 @@ def _cached_step(model, blocks: list, inputs: dict, cache: tuple, valid: jax.Arr
     keys[layer] = jax.lax.dynamic_update_slice(keys[layer], k[:, None].astype(dt), (0, slot, 0))
     values[layer] = jax.lax.dynamic_update_slice(values[layer], v[:, None].astype(dt),
                                                  (0, slot, 0))
-    scores = jnp.einsum('nk,nsk->ns', q * scale, keys[layer]).astype(jnp.float32)
-    scores = jnp.where(mask, scores, -1e30)
-    w = jnp.exp(scores - scores.max(axis=-1, keepdims=True))
-    o = jnp.einsum('ns,nsk->nk', w.astype(dt), values[layer])
-    o = (o / w.sum(axis=-1, keepdims=True).astype(dt)).astype(dt).reshape(qkv.shape[0], -1)
+    o = layers.attend_one(q, keys[layer], values[layer], mask, cfg.attention)
+    o = o.reshape(qkv.shape[0], -1)
     a = o @ att.out[...].reshape(-1, cfg.d_model).astype(dt) + att.out_bias[...].astype(dt)
     x = x + a
     x = x + blk.mlp(blk.ln_mlp(x))

@@ -162,6 +162,8 @@ class GLM(nnx.Module):
       params, key, past_kv = xs
       return nnx.merge(graphdef, params)(x, mask, past=past_kv, dropout_key=key)
 
+    if self.cfg.remat:  # keep only each block's input; recompute the rest in the backward pass
+      layer = jax.checkpoint(layer, prevent_cse=False)
     x, present = jax.lax.scan(layer, x, (stacked, layer_keys,
                                          None if past is None else past.kv))
     return self.ln_final(x), present

@@ -69,16 +69,29 @@ def dropout(x: jax.Array, rate: float, key: Optional[jax.Array]) -> jax.Array:
   return jnp.where(keep, x * (256 / (256 - cut)), jnp.zeros_like(x))
 
 
-def attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+def resolve_attention(impl: str) -> str:
+  """'xla_library' or 'explicit' for a ``config.model.attention`` value ('auto': the library on
+  GPU/TPU, explicit on CPU, for the default JAX backend)."""
+  if impl == 'auto':
+    return 'explicit' if jax.default_backend() == 'cpu' else 'xla_library'
+  if impl not in ('xla_library', 'explicit'):
+    raise ValueError(f"attention: got {impl!r}, expected 'auto', 'xla_library' or 'explicit'")
+  return impl
+
+
+def attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
+           impl: str = 'auto') -> jax.Array:
   """Softmax attention [B, T, H, K] of q over k, v [B, S, H, K] under ``mask`` [B, 1, T, S].
 
-  On GPU/TPU this is ``jax.nn.dot_product_attention`` (XLA may pick a fused kernel). On CPU it
-  is written out, normalising after the weighted sum (one pass less over the [B, H, T, S]
-  scores, forward and backward), which XLA:CPU runs ~1.4x faster (forward + backward) than the
-  library function's generic path. A query that may attend to nothing (padding) gets uniform
-  weights: finite, and never scored.
+  ``impl`` (:func:`resolve_attention`): 'xla_library' is ``jax.nn.dot_product_attention`` (XLA
+  may pick a fused kernel on GPU/TPU); 'explicit' writes it out, normalising after the weighted
+  sum (one pass less over the [B, H, T, S] scores, forward and backward), which XLA:CPU runs
+  ~1.4x faster (forward + backward) than the library function's generic path. Both score and
+  normalise in float32. A query that may attend to nothing (padding) gets uniform weights in
+  both: finite, and never scored. Equality of the two (values and gradients, float32 and
+  bfloat16) is tested.
   """
-  if jax.default_backend() != 'cpu':
+  if resolve_attention(impl) == 'xla_library':
     return jax.nn.dot_product_attention(q, k, v, mask=mask)
   scores = jnp.einsum('bthk,bshk->bhts', q * (q.shape[-1] ** -0.5), k).astype(jnp.float32)
   scores = jnp.where(mask, scores, -1e30)
@@ -87,6 +100,20 @@ def attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Arr
   out = jnp.einsum('bhts,bshk->bthk', weights.astype(v.dtype), v)
   norm = jnp.swapaxes(weights.sum(axis=-1), 1, 2)[..., None]  # [B, T, H, 1]
   return (out / norm.astype(out.dtype)).astype(v.dtype)
+
+
+def attend_one(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
+               impl: str = 'auto') -> jax.Array:
+  """:func:`attend` for one query per row, as the KV-cache decoder lays it out: q [N, K] over
+  k, v [N, S, K] under ``mask`` bool [N, S] (N = batch x heads) -> [N, K] in v's dtype."""
+  if resolve_attention(impl) == 'xla_library':
+    return jax.nn.dot_product_attention(q[:, None, None], k[:, :, None], v[:, :, None],
+                                        mask=mask[:, None, None])[:, 0, 0]
+  scores = jnp.einsum('nk,nsk->ns', q * (q.shape[-1] ** -0.5), k).astype(jnp.float32)
+  scores = jnp.where(mask, scores, -1e30)
+  w = jnp.exp(scores - scores.max(axis=-1, keepdims=True))
+  o = jnp.einsum('ns,nsk->nk', w.astype(v.dtype), v)
+  return (o / w.sum(axis=-1, keepdims=True).astype(v.dtype)).astype(v.dtype)
 
 
 class LayerNorm(nnx.Module):
@@ -117,6 +144,7 @@ class Attention(nnx.Module):
     self.out = sharding.param(rngs, out_init, (h, k, d), ('heads', 'head_dim', 'embed'))
     self.out_bias = sharding.param(rngs, jax.nn.initializers.zeros, (d,), ('norm',))
     self.dtype = cfg.dtype
+    self.attention = cfg.attention
 
   def __call__(self, x: jax.Array, mask: jax.Array,
                past: Optional[tuple[jax.Array, jax.Array]] = None
@@ -138,7 +166,7 @@ class Attention(nnx.Module):
     if past is not None:
       k = jnp.concatenate([past[0].astype(dt), k], axis=1)
       v = jnp.concatenate([past[1].astype(dt), v], axis=1)
-    o = attend(q, k, v, mask)
+    o = attend(q, k, v, mask, self.attention)
     y = jnp.einsum('bthk,hkd->btd', o, self.out[...].astype(dt)) + self.out_bias[...].astype(dt)
     return sharding.constrain(y, ('batch', 'length', 'act_embed')), new_kv
 

@@ -61,7 +61,9 @@ STAGES = ('pretrain', 'finetune')
 _STAGE_FREE = ('checkpoint_every_steps', 'keep_checkpoints', 'log_every_steps',
                'eval_every_steps', 'eval_batches')
 _IDENTITY = ('seed', 'data', 'pipeline', 'model', 'optim')  # sections that shape every stage
-_FREE = ('data.workers', 'pipeline.read_threads', 'pipeline.worker_buffer')  # no effect on data
+_FREE = ('data.workers', 'pipeline.read_threads', 'pipeline.worker_buffer',  # no effect on data
+         'model.attention', 'model.remat')  # how, not what, the model computes (e.g. remat
+                                            # switched on to resume on a smaller device)
 
 
 class NonFiniteLoss(ValueError):

@@ -14,6 +14,8 @@
 # REPO='~/x', or your shell puts your own home there), PYTHON (default .venv/bin/python, under
 # REPO). CONFIG, WORKDIR, REPO, PYTHON and every flag reach the workers' shell (bash) quoted, as
 # single words: spaces and shell characters in them are kept literally, never run.
+# DRY_RUN=1: every worker prints, as one JSON line, the command it would run, the config's
+# fingerprint, its process id and the coordinator it would join -- and starts nothing.
 set -euo pipefail
 CONFIG=${1:?usage: TPU=name ZONE=zone launch/tpu_vm.sh CONFIG WORKDIR [flags]}
 WORKDIR=${2:?usage: TPU=name ZONE=zone launch/tpu_vm.sh CONFIG WORKDIR [flags]}
@@ -31,5 +33,9 @@ else
 fi
 printf -v REMOTE_ARGS ' %q' "$PYTHON" -m songglm_jax.main "--config=$CONFIG" "--workdir=$WORKDIR" \
   "$@"
+if [[ -n "${DRY_RUN:-}" ]]; then
+  echo "dry run: on every worker: cd $REMOTE_REPO &&$REMOTE_ARGS"
+  REMOTE_ARGS="$REMOTE_ARGS --dry_run"
+fi
 gcloud compute tpus tpu-vm ssh "$TPU" --zone="$ZONE" --worker=all \
   --command="cd $REMOTE_REPO &&$REMOTE_ARGS"

@@ -12,6 +12,10 @@ where they are detected (``train/distributed.py``; ``launch/`` has wrappers). Th
 be on a filesystem every process sees.
 """
 
+import hashlib
+import json
+import sys
+
 from absl import flags
 from ml_collections import config_flags
 
@@ -29,6 +33,21 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', None,
 _AUTO = flags.DEFINE_bool('distributed_auto_detect', True,
                           'without the three flags above, start multi-process when SLURM '
                           '(more than one task) or a Cloud TPU pod slice is detected')
+_DRY_RUN = flags.DEFINE_bool('dry_run', False,
+                             'print what this process would run (its command, config, workdir, '
+                             'process id and coordinator) as one JSON line, and stop: nothing '
+                             'is started or written (launch/ scripts: DRY_RUN=1)')
+
+
+def _print_dry_run(config, identity: dict) -> None:
+  """One JSON line: this process's command, config (and its fingerprint), workdir, identity."""
+  text = config.to_json(sort_keys=True)
+  argv = [a for a in sys.argv[1:] if a not in ('--dry_run', '--dry_run=true', '--dry_run=True')]
+  print(json.dumps({
+      'dry_run': True, 'command': [sys.executable, '-m', 'songglm_jax.main', *argv],
+      'config_file': config_flags.get_config_filename(flags.FLAGS['config']),
+      'config_sha256': hashlib.sha256(text.encode()).hexdigest(), 'workdir': _WORKDIR.value,
+      **identity}), flush=True)
 
 
 def main(argv):
@@ -40,6 +59,10 @@ def main(argv):
     raise ValueError('--config: ' + ' '.join(str(e).split()[-6:]))
   from songglm_jax import stages  # pylint: disable=g-import-not-at-top
   from songglm_jax.train import distributed  # pylint: disable=g-import-not-at-top
+  if _DRY_RUN.value:
+    _print_dry_run(config, distributed.resolve(_COORDINATOR.value, _NUM_PROCESSES.value,
+                                               _PROCESS_ID.value, auto_detect=_AUTO.value))
+    return
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                          auto_detect=_AUTO.value)
   stages.run(config, _WORKDIR.value)

@@ -40,6 +40,34 @@ def _cell(m, key):
   return f'{v:.{digits}f}' + (f' ± {s:.{digits}f}' if s is not None else '')
 
 
+SHORT = {'bar': 'bar', 'position': 'pos', 'duration': 'dur', 'pitch': 'pitch', 'word_id': 'word'}
+
+
+def compact(overrides: dict) -> str:
+  """Overrides in few words: per-field sampling values grouped ('T 1.0 (bar 0.5, pos 0.5); k 0'
+  when all five fields are set, else each one named), generate./model. prefixes dropped."""
+  groups, rest = {}, []
+  for k, v in sorted(overrides.items()):
+    parts = k.split('.')
+    if len(parts) == 3 and parts[0] == 'generate' and parts[1] in ('temperature', 'top_k',
+                                                                   'top_p'):
+      groups.setdefault(parts[1], {})[parts[2]] = v
+    else:
+      rest.append(f'{k.split(".", 1)[-1] if parts[0] in ("generate", "model") else k}={v}')
+  out = []
+  for name, letter in (('temperature', 'T'), ('top_k', 'k'), ('top_p', 'p')):
+    vals = groups.get(name)
+    if not vals:
+      continue
+    common_value = max(set(vals.values()), key=list(vals.values()).count)
+    odd = [f'{SHORT.get(f, f)} {v}' for f, v in sorted(vals.items()) if v != common_value]
+    if len(vals) == len(SHORT):  # every field set: the usual value, then the others
+      out.append(f'{letter} {common_value}' + (f' ({", ".join(odd)})' if odd else ''))
+    else:
+      out.append(f'{letter} ' + ', '.join(f'{SHORT.get(f, f)} {v}' for f, v in sorted(vals.items())))
+  return '; '.join(out + rest)
+
+
 def _minutes(b, keys):
   vals = [b['seconds'].get(k) for k in keys]
   return f'{sum(v for v in vals if v) / 60:.1f}' if any(vals) else '-'
@@ -63,7 +91,7 @@ def main():
   rows = []
   for b in benches:
     name = f'{pathlib.Path(b["workdir"]).name}/{b["tag"]}'
-    over = ', '.join(f'{k}={v}' for k, v in sorted((b.get('config_overrides') or {}).items()))
+    over = compact(b.get('config_overrides') or {})
     cells = [name, over or '-'] + [_cell(b['metrics'], k) for k, _ in COLS] + [
         str(b['num_invalid']), _minutes(b, ('prepare', 'pretrain', 'finetune')),
         _minutes(b, ('generate_evaluate',))]

@@ -45,7 +45,7 @@ import numpy as np
 from absl import flags, logging
 
 from songglm_jax import atomic
-from songglm_jax.data import lexicon, records, tokenizer
+from songglm_jax.data import lexicon, lexicon_build, records, tokenizer
 from songglm_jax.music import io as song_io
 from songglm_jax.music import midi, phrases
 from songglm_jax.music.song import Song, SongSkip
@@ -353,10 +353,11 @@ def _lexicon(out: pathlib.Path, opts: PrepareOptions, train_songs: Sequence[Song
   if not (opts.fit_lexicon or opts.lexicon):
     return None, lambda song: (empty, empty)
   if opts.fit_lexicon:
-    lex = lexicon.fit_lexicon(train_songs, max_n=opts.lexicon_max_n,
-                              min_span_n=opts.lexicon_min_span_n,
-                              max_span_n=opts.lexicon_max_span_n, max_rank=opts.lexicon_max_rank,
-                              stress_mode=opts.stress_lookup, workers=2)
+    lex = lexicon_build.fit_lexicon(train_songs, max_n=opts.lexicon_max_n,
+                                    min_span_n=opts.lexicon_min_span_n,
+                                    max_span_n=opts.lexicon_max_span_n,
+                                    max_rank=opts.lexicon_max_rank,
+                                    stress_mode=opts.stress_lookup, workers=2)
     lexicon.save_lexicon(lex, out / 'lexicon.json')
     shown = 'lexicon.json'
   else:

@@ -76,6 +76,17 @@ class PrepareOptions:
   lexicon_max_span_n: int = 4     #   every unigram scores 0, so unigram ranks carry no signal)
   lexicon_max_rank: float = 0.3   # n-grams of rank <= this are selected
 
+  @classmethod
+  def from_config(cls, data, **overrides) -> 'PrepareOptions':
+    """From the config's ``data`` section (the main job's datasets), then ``overrides``."""
+    return dataclasses.replace(cls(
+        valid_fraction=data.valid_fraction, min_count=data.min_count,
+        stress_lookup=data.stress_lookup, limit=data.limit, max_syllables=data.max_syllables,
+        max_phrases=data.max_phrases, max_bars=data.max_bars, max_bar_ticks=data.max_bar_ticks,
+        lexicon_max_n=data.lexicon_max_n, lexicon_min_span_n=data.lexicon_min_span_n,
+        lexicon_max_span_n=data.lexicon_max_span_n, lexicon_max_rank=data.lexicon_max_rank),
+        **overrides)
+
   def validate(self) -> None:
     if not 0 <= self.valid_fraction < 1:
       raise ValueError(f'valid_fraction must be in [0, 1), got {self.valid_fraction}')

@@ -13,7 +13,7 @@ import time
 
 import common
 from songglm_jax import prepare
-from songglm_jax.data import lexicon, records, tokenizer
+from songglm_jax.data import lexicon_build, records, tokenizer
 
 
 def main():
@@ -31,7 +31,7 @@ def main():
   fit, coverage = {}, {}
   for n in (250, 500, 1000):
     t0 = time.perf_counter()
-    lex = lexicon.fit_lexicon(songs[:n], workers=1, min_span_n=2)
+    lex = lexicon_build.fit_lexicon(songs[:n], workers=1, min_span_n=2)
     fit[str(n)] = time.perf_counter() - t0
     coverage[str(n)] = {k: v.stats.get('coverage') for k, v in lex.kinds.items()}
   common.finish('lexicon_bench', {

@@ -4,8 +4,10 @@ Every write goes to a hidden temporary name beside the target (:func:`temporary_
 flushed to disk (fsync), then renamed over the target. :func:`write_bytes` does it for bytes in
 memory; :func:`replacing` for a writer that needs a file name (e.g. ArrayRecord's). A process
 killed mid-write leaves its temporary behind; :func:`remove_stale_temporaries` removes those of
-processes that no longer run. :func:`check_output_folder` and :func:`check_output_file` tell
-before a program's work starts whether its output path can be written at all.
+processes that no longer run. :func:`finished_json` reads back the JSON stamp a finished run
+wrote, so that a re-run can keep its output. :func:`check_output_folder` and
+:func:`check_output_file` tell before a program's work starts whether its output path can be
+written at all.
 """
 
 from __future__ import annotations
@@ -70,6 +72,24 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj, indent: int | None = 1) -> None:
   """Deterministic JSON (sorted keys, UTF-8, trailing newline), written atomically."""
   write_text(path, json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + '\n')
+
+
+def finished_json(path: str | os.PathLike, stamp: dict) -> dict | None:
+  """The JSON object a finished run left in ``path`` when it carries ``stamp``: each top-level
+  key of ``stamp`` holds the same value as ``stamp`` (compared as JSON stores it: tuples as
+  lists). None when a value differs or the file is missing, not JSON or not an object; a re-run
+  uses it to keep its earlier output."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    return None
+  try:
+    old = json.loads(path.read_text(encoding='utf-8'))
+  except ValueError:
+    return None
+  want = json.loads(json.dumps(stamp))
+  if not isinstance(old, dict) or {k: old.get(k) for k in want} != want:
+    return None
+  return old
 
 
 def _running(pid: int) -> bool:

@@ -30,7 +30,7 @@ from typing import Any
 
 from absl import logging
 
-from songglm_jax import prepare
+from songglm_jax import atomic, prepare
 from songglm_jax.data import records
 from songglm_jax.music import io as song_io
 from songglm_jax.music.song import Song
@@ -109,11 +109,10 @@ def write_reference(songs: dict[str, Song], folder: pathlib.Path) -> None:
 
 def _prepared_with(data_dir: pathlib.Path, config: Any) -> prepare.PrepareOptions:
   """The options the dataset was prepared with (its report), else the config's."""
-  from songglm_jax import stages  # pylint: disable=import-outside-toplevel
   try:
     return prepare.PrepareOptions(**json.loads((data_dir / 'report.json').read_text())['options'])
   except (OSError, ValueError, KeyError, TypeError):
-    return stages.prepare_options(config)
+    return prepare.PrepareOptions.from_config(config.data)
 
 
 def run_stage(config: Any, workdir: str | os.PathLike, out: str | os.PathLike | None = None,
@@ -185,14 +184,10 @@ def _run(config: Any, work: pathlib.Path, out: pathlib.Path | None = None,
   stamp = {'stage': gen.get('stage'), 'step': gen.get('step'), 'options': gen.get('options'),
            'songs': sorted(songs)}
   done = out / 'result.json'
-  if done.is_file():
-    try:
-      old = json.loads(done.read_text())
-    except ValueError:
-      old = {}
-    if old.get('evaluate_stage') == json.loads(json.dumps(stamp)):
-      print(f'[evaluate] {done}: already evaluated with step {stamp["step"]}, kept', flush=True)
-      return old
+  old = atomic.finished_json(done, {'evaluate_stage': stamp})
+  if old is not None:
+    print(f'[evaluate] {done}: already evaluated with step {stamp["step"]}, kept', flush=True)
+    return old
   result = evaluation.evaluate_dirs(out / 'generated', out / 'reference', workers=int(e.workers),
                                     plots=(out / 'plots') if e.plots else None)
   result['evaluate_stage'] = stamp
@@ -200,4 +195,4 @@ def _run(config: Any, work: pathlib.Path, out: pathlib.Path | None = None,
   print(report.table(result), flush=True)
   print(f'[evaluate] {result["num_pairs"]} pairs x {result["num_sample_sets"]} sample '
         f'sets in {time.perf_counter() - t0:.1f} s -> {done}', flush=True)
-  return json.loads(done.read_text())
+  return report.json_ready(result)  # the value written (NaN as None), as a resumed run returns

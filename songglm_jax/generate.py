@@ -29,7 +29,6 @@ the newest; 'latest' = the newest. ``generate.json`` records the kind used and i
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import pathlib
 import time
@@ -354,18 +353,12 @@ def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
            'lyrics_source': {'text': text, 'text_file': text_file, 'songs_from': songs_from}}
   if language != 'en' or title:  # only then: a resumed run of an older generate.json matches
     extra['lyrics_source'].update(language=language, title=title)
-  done = pathlib.Path(output) / 'generate.json'
-  if resume and done.is_file():
-    try:
-      old = json.loads(done.read_text())
-    except ValueError:
-      old = {}
-    same = {k: old.get(k) for k in list(extra) + ['options']} == json.loads(json.dumps(
-        {**extra, 'options': _options_dict(opts)}))
-    if same:
-      print(f'[generate] {output}: already generated with the {inf.checkpoint} checkpoint of '
-            f'step {inf.step}, kept', flush=True)
-      return old
+  stamp = {**extra, 'options': _options_dict(opts)}
+  old = atomic.finished_json(pathlib.Path(output) / 'generate.json', stamp) if resume else None
+  if old is not None:
+    print(f'[generate] {output}: already generated with the {inf.checkpoint} checkpoint of '
+          f'step {inf.step}, kept', flush=True)
+    return old
   logging.info('generate: %d lyrics x %d samples with the %s %s checkpoint of step %d',
                len(lyrics), opts.num_samples, extra['stage'], inf.checkpoint, inf.step)
   return generate_to_dir(inf.model_cfg, inf.field_sizes, inf.tokenizer, inf.graphdef,

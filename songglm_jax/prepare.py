@@ -45,7 +45,7 @@ import numpy as np
 from absl import flags, logging
 
 from songglm_jax import atomic
-from songglm_jax.data import lexicon, records, tokenizer
+from songglm_jax.data import lexicon, lexicon_build, records, tokenizer
 from songglm_jax.music import io as song_io
 from songglm_jax.music import midi, phrases
 from songglm_jax.music.song import Song, SongSkip
@@ -75,6 +75,17 @@ class PrepareOptions:
   lexicon_min_span_n: int = 2     # shortest n-gram used for spans (see data/lexicon_build.py:
   lexicon_max_span_n: int = 4     #   every unigram scores 0, so unigram ranks carry no signal)
   lexicon_max_rank: float = 0.3   # n-grams of rank <= this are selected
+
+  @classmethod
+  def from_config(cls, data, **overrides) -> 'PrepareOptions':
+    """From the config's ``data`` section (the main job's datasets), then ``overrides``."""
+    return dataclasses.replace(cls(
+        valid_fraction=data.valid_fraction, min_count=data.min_count,
+        stress_lookup=data.stress_lookup, limit=data.limit, max_syllables=data.max_syllables,
+        max_phrases=data.max_phrases, max_bars=data.max_bars, max_bar_ticks=data.max_bar_ticks,
+        lexicon_max_n=data.lexicon_max_n, lexicon_min_span_n=data.lexicon_min_span_n,
+        lexicon_max_span_n=data.lexicon_max_span_n, lexicon_max_rank=data.lexicon_max_rank),
+        **overrides)
 
   def validate(self) -> None:
     if not 0 <= self.valid_fraction < 1:
@@ -353,10 +364,11 @@ def _lexicon(out: pathlib.Path, opts: PrepareOptions, train_songs: Sequence[Song
   if not (opts.fit_lexicon or opts.lexicon):
     return None, lambda song: (empty, empty)
   if opts.fit_lexicon:
-    lex = lexicon.fit_lexicon(train_songs, max_n=opts.lexicon_max_n,
-                              min_span_n=opts.lexicon_min_span_n,
-                              max_span_n=opts.lexicon_max_span_n, max_rank=opts.lexicon_max_rank,
-                              stress_mode=opts.stress_lookup, workers=2)
+    lex = lexicon_build.fit_lexicon(train_songs, max_n=opts.lexicon_max_n,
+                                    min_span_n=opts.lexicon_min_span_n,
+                                    max_span_n=opts.lexicon_max_span_n,
+                                    max_rank=opts.lexicon_max_rank,
+                                    stress_mode=opts.stress_lookup, workers=2)
     lexicon.save_lexicon(lex, out / 'lexicon.json')
     shown = 'lexicon.json'
   else:

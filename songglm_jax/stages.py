@@ -34,17 +34,6 @@ from songglm_jax import prepare
 from songglm_jax.train import loop
 
 
-def prepare_options(config: ml_collections.ConfigDict, **overrides) -> prepare.PrepareOptions:
-  d = config.data
-  opts = prepare.PrepareOptions(
-      valid_fraction=d.valid_fraction, min_count=d.min_count, stress_lookup=d.stress_lookup,
-      limit=d.limit, max_syllables=d.max_syllables, max_phrases=d.max_phrases,
-      max_bars=d.max_bars, max_bar_ticks=d.max_bar_ticks, lexicon_max_n=d.lexicon_max_n,
-      lexicon_min_span_n=d.lexicon_min_span_n, lexicon_max_span_n=d.lexicon_max_span_n,
-      lexicon_max_rank=d.lexicon_max_rank)
-  return dataclasses.replace(opts, **overrides)
-
-
 def _prepared(out: pathlib.Path, source: str, opts: prepare.PrepareOptions) -> dict | None:
   """The report of an existing complete dataset made from the same input with the same options.
 
@@ -75,11 +64,11 @@ def _prepared(out: pathlib.Path, source: str, opts: prepare.PrepareOptions) -> d
 def run_prepare(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, dict]:
   """Prepare the pre-training (and fine-tuning) datasets; returns their reports."""
   fit = bool(config.data.fit_lexicon)
-  jobs = [('pretrain', config.data.pretrain_source, prepare_options(config, fit_lexicon=fit))]
+  options = prepare.PrepareOptions.from_config
+  jobs = [('pretrain', config.data.pretrain_source, options(config.data, fit_lexicon=fit))]
   if config.data.finetune_source:
     lexicon = str((workdir / 'data' / 'pretrain' / 'lexicon.json').resolve()) if fit else ''
-    jobs.append(('finetune', config.data.finetune_source,
-                 prepare_options(config, lexicon=lexicon)))
+    jobs.append(('finetune', config.data.finetune_source, options(config.data, lexicon=lexicon)))
   reports = {}
   for name, source, opts in jobs:
     out = workdir / 'data' / name

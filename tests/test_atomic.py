@@ -53,3 +53,17 @@ def test_stale_temporaries_of_dead_writers_are_removed_live_ones_kept(tmp_path):
     finally:
       live_proc.kill()
   assert not dead.exists() and mine.exists() and live.exists() and other.exists()
+
+
+def test_finished_json_keeps_only_a_matching_stamp(tmp_path):
+  path = tmp_path / 'done.json'
+  assert atomic.finished_json(path, {'step': 2}) is None  # no file
+  atomic.write_json(path, {'step': 2, 'options': {'top_k': [1, 2]}, 'result': 0.5})
+  assert atomic.finished_json(path, {'step': 2, 'options': {'top_k': (1, 2)}})['result'] == 0.5
+  assert atomic.finished_json(path, {'step': 3}) is None
+  assert atomic.finished_json(path, {'other': None}) == {  # an absent key reads as None
+      'step': 2, 'options': {'top_k': [1, 2]}, 'result': 0.5}
+  path.write_text('{"step": 2')  # cut short
+  assert atomic.finished_json(path, {'step': 2}) is None
+  path.write_text('[2]')  # not an object
+  assert atomic.finished_json(path, {'step': 2}) is None

@@ -21,8 +21,9 @@ from typing import Optional
 
 import numpy as np
 
-from songglm_jax.data import masking as mk
+from songglm_jax.data import masking_random
 from songglm_jax.data import tokenizer as tok
+from songglm_jax.data.record_batch import RecordBatch
 
 BATCH_KEYS = ('tokens', 'targets', 'loss_mask', 'position_ids', 'block_position_ids', 'word_ids',
               'phrase_ids', 'is_part_a')
@@ -48,7 +49,7 @@ class Examples:
     return {k: v[a:b] for k, v in self.arrays.items()}
 
 
-def glm_layout(batch: mk.RecordBatch, masked: np.ndarray, *, long_mask: np.ndarray,
+def glm_layout(batch: RecordBatch, masked: np.ndarray, *, long_mask: np.ndarray,
                finetune: np.ndarray, shuffle: bool,
                tasks: Optional[np.ndarray] = None) -> Examples:
   """Examples of a record batch given its masked notes.
@@ -92,7 +93,7 @@ def glm_layout(batch: mk.RecordBatch, masked: np.ndarray, *, long_mask: np.ndarr
   sp_start = np.concatenate([[0], np.cumsum(k)])
   sp_j = np.arange(len(sp_first)) - sp_start[sp_ex]
   if shuffle:
-    u = mk.uniforms(batch.keys[sp_ex], mk.STREAM_SHUFFLE, sp_j)
+    u = masking_random.uniforms(batch.keys[sp_ex], masking_random.STREAM_SHUFFLE, sp_j)
     order = np.lexsort((u, sp_ex))
   else:
     order = np.arange(len(sp_first))

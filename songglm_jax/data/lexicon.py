@@ -149,12 +149,6 @@ class Lexicon:
   kinds: dict
 
 
-def fit_lexicon(songs: Sequence[Song], **kwargs) -> Lexicon:
-  """Fit both lexicons on songs carrying ``syllable_stress``; see ``lexicon_build.fit_lexicon``."""
-  from songglm_jax.data import lexicon_build  # imported here: lexicon_build imports this module
-  return lexicon_build.fit_lexicon(songs, **kwargs)
-
-
 # ---- spans ---------------------------------------------------------------------------------------
 SongOrArrays = Union[Song, tuple]
 

@@ -13,15 +13,18 @@ Spans are the maximal runs of masked notes, so adjacent drawn n-grams or phrases
 span. Fine-tuning examples mask the whole note part (see ``layout.py``).
 
 Randomness: every draw is a counter-based hash of the example's 64-bit key, a stream id and a
-counter (:func:`uniforms`); the key comes from ``(seed, epoch, record index, window index)``
-(:func:`example_keys`). So an example's task and masks depend only on those four numbers -- not on
-which other records share its batch, the batch size, the number of workers or the process -- and
-the reference implementation (``masking_reference.py``) reproduces them exactly with plain loops.
+counter (``masking_random.py``), so an example's task and masks depend only on
+``(seed, epoch, record index, window index)`` and the reference implementation
+(``masking_reference.py``) reproduces them exactly with plain loops.
 
 Vectorized: a batch of records is held as its concatenated token rows plus offsets
-(:class:`RecordBatch`, no padding); objectives and layout are index arithmetic over those flat
-arrays, with no Python loop over tokens. Records too long for one packed row are cut into windows
-before masking (``masking_windows.py``).
+(``record_batch.RecordBatch``, no padding); the objectives (``masking_spans.py``) and the layout
+(``layout.py``) are index arithmetic over those flat arrays, with no Python loop over tokens.
+Records too long for one packed row are cut into windows before masking (``masking_windows.py``).
+
+This module draws the tasks and puts the steps together; it also re-exports the names callers use
+as ``masking.<name>`` from the modules below it (``example_keys``, ``uniforms``, ``STREAM_*``,
+``RecordBatch``, ``concat_ranges``, ``round_half_up``, ``notes_needed``).
 """
 
 from __future__ import annotations
@@ -31,17 +34,21 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from songglm_jax.data import layout
+from songglm_jax.data import masking_spans as spans_lib
 from songglm_jax.data import records as records_lib
 from songglm_jax.data import tokenizer as tok
+# Re-exported (see the module docstring); each name's home is the module it comes from.
+from songglm_jax.data.masking_random import (  # noqa: F401
+    STREAM_NGRAM, STREAM_PHRASE, STREAM_SHUFFLE, STREAM_SONG, STREAM_T5_CUTS, STREAM_T5_GAPS,
+    STREAM_TASK, example_keys, uniforms)
+from songglm_jax.data.masking_spans import notes_needed, round_half_up  # noqa: F401
+from songglm_jax.data.record_batch import RecordBatch, concat_ranges  # noqa: F401
 
 TASKS = ('ngram_smr', 'ngram_srr', 'phrase', 'song')
 FINETUNE = 'finetune'
 TASK_IDS = {name: i for i, name in enumerate(TASKS + (FINETUNE,))}
 FINETUNE_MASKS = {'MASK': tok.MASK, 'LMASK': tok.LMASK}
-
-# Stream ids of the counter-based random draws (one per decision, see module docstring).
-STREAM_TASK, STREAM_SONG, STREAM_PHRASE, STREAM_NGRAM = 1, 2, 3, 4
-STREAM_T5_CUTS, STREAM_T5_GAPS, STREAM_SHUFFLE = 5, 6, 7
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,148 +92,13 @@ class MaskingOptions:
     return opts
 
 
-# ---- counter-based randomness ---------------------------------------------------------------
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_STREAM_MUL = np.uint64(0xD1B54A32D192ED03)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-  """The splitmix64 finalizer on a uint64 array (a bijection with good avalanche)."""
-  x = x ^ (x >> np.uint64(30))
-  x = x * np.uint64(0xBF58476D1CE4E5B9)
-  x = x ^ (x >> np.uint64(27))
-  x = x * np.uint64(0x94D049BB133111EB)
-  return x ^ (x >> np.uint64(31))
-
-
-def _u64(v) -> np.ndarray:
-  a = np.atleast_1d(np.asarray(v))
-  if a.dtype != np.uint64:
-    a = a.astype(np.int64).astype(np.uint64)  # two's complement for negative values
-  return a
-
-
-def example_keys(seed: int, epoch, record_index, window=0) -> np.ndarray:
-  """64-bit key of each example: uint64 ``[M]`` from broadcastable ints."""
-  with np.errstate(over='ignore'):
-    k = _mix(_u64(seed) + _GOLDEN)
-    for v in (epoch, record_index, window):
-      k = _mix(k + (_u64(v) + np.uint64(1)) * _GOLDEN)
-  return k
-
-
-def uniforms(keys, stream: int, counters) -> np.ndarray:
-  """Uniform floats in [0, 1) (float64, 53 random bits), one per (key, counter) pair.
-
-  ``keys`` (uint64) and ``counters`` (ints >= 0) broadcast against each other.
-  """
-  with np.errstate(over='ignore'):
-    base = _mix(_u64(keys) + np.uint64(stream) * _STREAM_MUL)
-    h = _mix(base + (_u64(counters) + np.uint64(1)) * _GOLDEN)
-  return (h >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
-
-
-def round_half_up(x) -> np.ndarray:
-  return np.floor(np.asarray(x, np.float64) + 0.5 + 1e-9).astype(np.int64)
-
-
-def notes_needed(rate: float, num_notes) -> np.ndarray:
-  """Smallest note count that covers ``rate`` of ``num_notes`` (at least 1): int64."""
-  return np.maximum(1, np.ceil(rate * np.asarray(num_notes, np.float64) - 1e-9)).astype(np.int64)
-
-
+# ---- tasks and masks ------------------------------------------------------------------------
 def choose_tasks(keys: np.ndarray, weights: Sequence[float]) -> np.ndarray:
   """Task id (index into TASKS) of each example by weight: int64 ``[M]``."""
   w = np.asarray(weights, np.float64)
   cum = np.cumsum(w) / w.sum()
   u = uniforms(keys, STREAM_TASK, 0)
   return np.minimum(np.searchsorted(cum, u, side='right'), len(w) - 1).astype(np.int64)
-
-
-# ---- a batch of records as flat arrays ------------------------------------------------------
-@dataclasses.dataclass
-class RecordBatch:
-  """M records, their token rows concatenated (no padding).
-
-  Example ``b`` owns rows ``row_start[b]:row_start[b + 1]`` laid out
-  ``[BOS] S syllables [EOS] [BOS] N notes [EOS]``; its notes are the flat note indices
-  ``note_start[b]:note_start[b + 1]``; its n-gram candidates of lexicon ``x`` are rows
-  ``span_start[x][b]:span_start[x][b + 1]`` of ``spans[x]`` ([start, end) note indices).
-  """
-  tokens: np.ndarray          # int32 [R, F]
-  row_start: np.ndarray       # int64 [M + 1]
-  num_syllables: np.ndarray   # int64 [M]
-  num_notes: np.ndarray       # int64 [M]
-  num_phrases: np.ndarray     # int64 [M]
-  spans: dict                 # 'smr' / 'srr' -> int64 [K, 2]
-  span_start: dict            # 'smr' / 'srr' -> int64 [M + 1]
-  keys: np.ndarray            # uint64 [M]
-
-  def __len__(self) -> int:
-    return len(self.num_notes)
-
-  @property
-  def note_start(self) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(self.num_notes)])
-
-  def note_rows(self) -> np.ndarray:
-    """Row (into ``tokens``) of every note, in flat note order: int64 ``[sum N]``."""
-    return concat_ranges(self.row_start[:-1] + self.num_syllables + 3, self.num_notes)
-
-  @classmethod
-  def from_records(cls, recs: Sequence[records_lib.SongRecord], keys: np.ndarray,
-                   names: Optional[Sequence[str]] = None) -> 'RecordBatch':
-    """Check the layout of every record and concatenate them.
-
-    Raises:
-      ValueError: a record is not laid out ``[BOS] syllables [EOS] [BOS] notes [EOS]`` or holds an
-        n-gram span outside its notes (the message names the record).
-    """
-    if len(recs) == 0:
-      raise ValueError('RecordBatch: no records')
-    lengths = np.array([len(r.tokens) for r in recs], np.int64)
-    tokens = np.concatenate([r.tokens for r in recs]).astype(np.int32, copy=False)
-    row_start = np.concatenate([[0], np.cumsum(lengths)])
-    typ = tokens[:, tok.F.type]
-    s = np.add.reduceat((typ == tok.LYRIC).astype(np.int64), row_start[:-1])
-    n = np.add.reduceat((typ == tok.NOTE).astype(np.int64), row_start[:-1])
-    first = row_start[:-1]
-    bad = ((lengths != s + n + 4) | (s < 1) | (n < 1) | (typ[first] != tok.BOS)
-           | (typ[first + s + 1] != tok.EOS) | (typ[np.minimum(first + s + 2, len(typ) - 1)]
-                                                != tok.BOS) | (typ[row_start[1:] - 1] != tok.EOS))
-    if bad.any():
-      i = int(np.flatnonzero(bad)[0])
-      raise ValueError(f'record {_name(recs, names, i)}: tokens are not laid out '
-                       '[BOS] syllables [EOS] [BOS] notes [EOS] with >= 1 syllable and note')
-    num_phrases = tokens[first + s, tok.F.phrase_id].astype(np.int64) - tok.NUM_SPECIAL + 1
-    spans, span_start = {}, {}
-    for lex in ('smr', 'srr'):
-      arrs = [np.asarray(getattr(r, f'spans_{lex}'), np.int64).reshape(-1, 2) for r in recs]
-      k = np.array([len(a) for a in arrs], np.int64)
-      flat = np.concatenate(arrs) if k.sum() else np.zeros((0, 2), np.int64)
-      ex = np.repeat(np.arange(len(recs)), k)
-      bad = (flat[:, 0] < 0) | (flat[:, 1] <= flat[:, 0]) | (flat[:, 1] > n[ex])
-      if bad.any():
-        i = int(ex[np.flatnonzero(bad)[0]])
-        raise ValueError(f'record {_name(recs, names, i)}: spans_{lex} holds a span outside '
-                         f'[0, {n[i]}) notes or an empty one')
-      spans[lex] = flat
-      span_start[lex] = np.concatenate([[0], np.cumsum(k)])
-    return cls(tokens=tokens, row_start=row_start, num_syllables=s, num_notes=n,
-               num_phrases=num_phrases, spans=spans, span_start=span_start,
-               keys=np.asarray(keys, np.uint64).reshape(len(recs)))
-
-
-def _name(recs, names, i: int) -> str:
-  return repr(names[i] if names is not None else (recs[i].name or f'#{i}'))
-
-
-def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-  """``concatenate([arange(a, a + n) for a, n in zip(starts, lengths)])`` without a loop."""
-  lengths = np.asarray(lengths, np.int64)
-  total = int(lengths.sum())
-  offsets = np.cumsum(lengths) - lengths
-  return np.repeat(np.asarray(starts, np.int64) - offsets, lengths) + np.arange(total)
 
 
 def _phrase_of_notes(batch: RecordBatch) -> np.ndarray:
@@ -239,7 +111,6 @@ def mask_notes(batch: RecordBatch, opts: MaskingOptions,
 
   Returns (masked bool ``[sum N]`` in flat note order, task id int64 ``[M]``).
   """
-  from songglm_jax.data import masking_spans as spans_lib  # (it imports this module)
   if tasks is None:
     tasks = choose_tasks(batch.keys, opts.task_weights)
   tasks = np.asarray(tasks, np.int64)
@@ -280,7 +151,6 @@ def make_examples(recs: Sequence[records_lib.SongRecord], keys: np.ndarray, opts
 
 def batch_examples(batch: RecordBatch, opts: MaskingOptions, task: Optional[str] = None):
   """:func:`make_examples` of a record batch."""
-  from songglm_jax.data import layout  # (it imports this module)
   tasks = None
   if task is not None:
     if task not in TASK_IDS:

@@ -33,28 +33,15 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from songglm_jax.metrics import distance, features, files, lyric, overlap
+from songglm_jax.metrics import distance, features, files, lyric, overlap, report
+# json_ready lives with the writer (report.py); callers also use it as evaluation.json_ready.
+from songglm_jax.metrics.report import json_ready  # noqa: F401
 from songglm_jax.music.song import Song
 
 OA_KEYS = tuple(f'OA_{k}' for k in features.FEATURES)
 LYRIC_KEYS = lyric.KEYS + ('SBA_diff', 'SPA_diff', 'PEA_diff')
 SUMMARY_KEYS = OA_KEYS + ('MD',) + LYRIC_KEYS
 READ_WORKERS_MIN_FILES = 200  # below this, a process pool costs more than it saves
-
-
-def _nan_to_none(obj):
-  if isinstance(obj, float) and math.isnan(obj):
-    return None
-  if isinstance(obj, dict):
-    return {k: _nan_to_none(v) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [_nan_to_none(v) for v in obj]
-  return obj
-
-
-def json_ready(result: dict) -> dict:
-  """The result with NaN as None (``null``), so the file is strict JSON."""
-  return _nan_to_none(result)
 
 
 def evaluate_sets(sample_sets: Sequence[tuple[str, Mapping[str, Song]]],
@@ -263,6 +250,5 @@ def evaluate_dirs(generated: str | os.PathLike, reference: str | os.PathLike, *,
   result['generated'] = str(gen_root)
   result['reference'] = str(ref_root)
   if plots:
-    from songglm_jax.metrics import report
     report.write_plots(plots, [r.songs for _, r in gen], ref.songs)
   return result

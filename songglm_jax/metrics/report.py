@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from songglm_jax.metrics import evaluation, features
+from songglm_jax.metrics import features
 from songglm_jax.music.song import Song
 
 _ROWS = (
@@ -21,6 +21,21 @@ _ROWS = (
     ('SPA generated', 'SPA_generated', 100), ('SPA reference', 'SPA_reference', 100),
     ('PEA generated', 'PEA_generated', 100), ('PEA reference', 'PEA_reference', 100),
 )
+
+
+def _nan_to_none(obj):
+  if isinstance(obj, float) and math.isnan(obj):
+    return None
+  if isinstance(obj, dict):
+    return {k: _nan_to_none(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [_nan_to_none(v) for v in obj]
+  return obj
+
+
+def json_ready(result: dict) -> dict:
+  """The result with NaN as None (``null``), so the file is strict JSON."""
+  return _nan_to_none(result)
 
 
 def table(result: Mapping) -> str:
@@ -50,7 +65,7 @@ def table(result: Mapping) -> str:
 def write_json(result: Mapping, path: str | os.PathLike) -> None:
   """Write ``result`` as strict JSON (NaN as null), atomically."""
   from songglm_jax import atomic
-  text = json.dumps(evaluation.json_ready(dict(result)), indent=1, sort_keys=True,
+  text = json.dumps(json_ready(dict(result)), indent=1, sort_keys=True,
                     ensure_ascii=False, allow_nan=False)
   atomic.write_text(path, text + '\n')
 

@@ -65,7 +65,8 @@ when unknown (:data:`UNKNOWN`):
 :func:`oov_rate` is the fraction of ``'?'``. :func:`is_primary` says whether a syllable carries
 primary stress (its pattern contains ``'1'``).
 
-Plain text -> syllables and phrases is :func:`syllabify_text` (in ``music/syllabify.py``).
+Plain text -> syllables and phrases is ``syllabify.syllabify_text`` (``music/syllabify.py``, which
+builds on this module).
 """
 
 from __future__ import annotations
@@ -323,9 +324,3 @@ def is_primary(pattern: str) -> bool:
   """
   return '1' in pattern
 
-
-def syllabify_text(text: str) -> list[list[str]]:
-  """Plain lyrics -> phrases of syllables; see :func:`songglm_jax.music.syllabify.syllabify_text`.
-  """
-  from songglm_jax.music import syllabify  # pylint: disable=import-outside-toplevel
-  return syllabify.syllabify_text(text)

@@ -9,6 +9,7 @@ import pytest
 
 from songglm_jax.data import lexicon as L
 from songglm_jax.data import lexicon_fit, lexicon_ngrams
+from songglm_jax.data.lexicon_build import fit_lexicon
 from songglm_jax.music import skeleton
 from tests.conftest import REPO, require_sample
 from tests.songs import make_song
@@ -57,7 +58,7 @@ def _random_corpus(num_songs=40, seed=0):
 
 # ---- scores ----------------------------------------------------------------------------------
 def test_hand_computed_t_c_s_of_bigrams():
-  lex = L.fit_lexicon(_tiny(), max_n=3, keep_top=100)
+  lex = fit_lexicon(_tiny(), max_n=3, keep_top=100)
   total = 7  # bigram windows: 4 in a, 3 in b
   p0, p1 = 6 / 9, 3 / 9  # unigram probabilities of the groups (0,) and (1,)
   ps1, ps0 = 5 / 9, 4 / 9  # stress '1' and '0'
@@ -84,7 +85,7 @@ def test_hand_computed_t_c_s_of_bigrams():
 
 def test_ranks_follow_scores_within_a_length():
   for max_rank, selected in ((0.3, [False] * 3), (0.5, [True, False, False])):
-    lex = L.fit_lexicon(_tiny(), max_n=3, keep_top=100, max_rank=max_rank)
+    lex = fit_lexicon(_tiny(), max_n=3, keep_top=100, max_rank=max_rank)
     bigrams = [g for g in lex.kinds['smr'].ngrams if g.n == 2]
     by_score = sorted(bigrams, key=lambda g: (-g.s, -g.count))
     assert [g.rank for g in by_score] == pytest.approx([1 / 3, 2 / 3, 1.0])
@@ -92,19 +93,19 @@ def test_ranks_follow_scores_within_a_length():
 
 
 def test_weighted_lyric_mean_weights_by_cooccurrence():
-  lex = L.fit_lexicon(_tiny(), max_n=2, keep_top=100, lyric_mean='weighted')
+  lex = fit_lexicon(_tiny(), max_n=2, keep_top=100, lyric_mean='weighted')
   t_10 = _t(3 / 7, 20 / 81, 7)
   t_11 = _t(1 / 7, 25 / 81, 7)
   assert _entry(lex, 'smr', ((0,), (1,))).lyric_t == pytest.approx((2 * t_10 + t_11) / 3)
 
 
 def test_collapsed_score_is_the_public_code_t():
-  lex = L.fit_lexicon(_tiny(), max_n=2, keep_top=100, score='collapsed')
+  lex = fit_lexicon(_tiny(), max_n=2, keep_top=100, score='collapsed')
   assert _entry(lex, 'smr', ((0,), (1,))).t == pytest.approx(math.sqrt(7 * (3 / 7) / (4 / 7)))
 
 
 def test_unigrams_score_zero_and_rank_by_count():
-  lex = L.fit_lexicon(_tiny(), max_n=2, keep_top=100)
+  lex = fit_lexicon(_tiny(), max_n=2, keep_top=100)
   zero, one = _entry(lex, 'smr', ((0,),)), _entry(lex, 'smr', ((1,),))
   assert zero.t == one.t == zero.s == one.s == 0.0
   assert (zero.count, zero.rank, one.count, one.rank) == (6, 0.5, 3, 1.0)
@@ -120,7 +121,7 @@ def test_score_ties_broken_by_count_then_ngram_order():
 
 def test_only_ngram_of_its_length_has_t_zero():
   # a monotone melody: every bigram is (0,)(0,), p = 1 -> t := 0, finite score
-  lex = L.fit_lexicon([_song([60] * 4, ['1', '0', '1', '0'])], max_n=2, keep_top=10)
+  lex = fit_lexicon([_song([60] * 4, ['1', '0', '1', '0'])], max_n=2, keep_top=10)
   g = _entry(lex, 'smr', ((0,), (0,)))
   assert g.t == 0.0 and math.isfinite(g.s) and g.rank == 1.0
 
@@ -128,8 +129,8 @@ def test_only_ngram_of_its_length_has_t_zero():
 def test_unknown_stress_windows_are_skipped_or_kept():
   songs = _tiny()
   songs[0] = songs[0].replace(syllable_stress=('1', '0', '?', '0', '1'))
-  skip = L.fit_lexicon(songs, max_n=2)
-  keep = L.fit_lexicon(songs, max_n=2, unknown_stress='keep')
+  skip = fit_lexicon(songs, max_n=2)
+  keep = fit_lexicon(songs, max_n=2, unknown_stress='keep')
   assert [r['windows'] for r in skip.kinds['smr'].lengths] == [8, 5]
   assert [r['windows'] for r in keep.kinds['smr'].lengths] == [9, 7]
   assert skip.corpus['unknown_stress_syllables'] == 1
@@ -138,11 +139,11 @@ def test_unknown_stress_windows_are_skipped_or_kept():
 def test_fit_requires_stress_and_valid_params():
   song = _tiny()[0].replace(syllable_stress=None)
   with pytest.raises(ValueError, match='syllable_stress'):
-    L.fit_lexicon([song])
+    fit_lexicon([song])
   with pytest.raises(ValueError, match='max_rank'):
-    L.fit_lexicon(_tiny(), max_rank=0)
+    fit_lexicon(_tiny(), max_rank=0)
   with pytest.raises(ValueError, match='lyric_mean'):
-    L.fit_lexicon(_tiny(), lyric_mean='median')
+    fit_lexicon(_tiny(), lyric_mean='median')
 
 
 # ---- spans -----------------------------------------------------------------------------------
@@ -172,7 +173,7 @@ def test_song_spans_in_note_index_space():
 
 def test_spans_inside_song_bounds_and_none_covered():
   songs = _random_corpus()
-  lex = L.fit_lexicon(songs, max_n=6)
+  lex = fit_lexicon(songs, max_n=6)
   for kind in skeleton.KINDS:
     total = 0
     for song in songs:
@@ -197,7 +198,7 @@ def test_melismas_longer_than_the_integer_code_match_exactly():
     n = sum(nps)
     songs.append(_song([rng.choice([60, 62, 64]) for _ in range(n)], ['1'] * 6, nps,
                        name=f'm{k}', durations=[rng.choice([240, 480]) for _ in range(n)]))
-  lex = L.loads_lexicon(L.dumps_lexicon(L.fit_lexicon(songs, max_n=3, max_rank=1.0)))
+  lex = L.loads_lexicon(L.dumps_lexicon(fit_lexicon(songs, max_n=3, max_rank=1.0)))
   for kind in skeleton.KINDS:
     assert max(len(g) for x in lex.kinds[kind].ngrams for g in x.groups) == 45
     total = sum(len(L.song_spans(lex, kind, s)) for s in songs)
@@ -206,7 +207,7 @@ def test_melismas_longer_than_the_integer_code_match_exactly():
 
 def test_coverage_is_fraction_of_notes_in_spans():
   songs = _random_corpus()
-  lex = L.fit_lexicon(songs, max_n=4)
+  lex = fit_lexicon(songs, max_n=4)
   cov = L.lexicon_coverage(lex, songs)
   inside = sum(L.covered_notes(L.song_spans(lex, 'srr', s), s.num_notes).sum() for s in songs)
   assert cov['srr'] == pytest.approx(inside / sum(s.num_notes for s in songs))
@@ -215,7 +216,7 @@ def test_coverage_is_fraction_of_notes_in_spans():
 
 def test_min_span_n_drops_short_spans():
   songs = _random_corpus()
-  lex = L.fit_lexicon(songs, max_n=4, min_span_n=2)
+  lex = fit_lexicon(songs, max_n=4, min_span_n=2)
   assert not any(g.selected for g in lex.kinds['smr'].ngrams if g.n == 1)
   for song in songs:
     spans = L.song_spans(lex, 'srr', song)
@@ -229,13 +230,13 @@ def test_shuffled_song_order_gives_identical_json():
   songs = _random_corpus()
   shuffled = list(songs)
   random.Random(3).shuffle(shuffled)
-  assert L.dumps_lexicon(L.fit_lexicon(songs)) == L.dumps_lexicon(
-      L.fit_lexicon(shuffled, workers=2))
+  assert L.dumps_lexicon(fit_lexicon(songs)) == L.dumps_lexicon(
+      fit_lexicon(shuffled, workers=2))
 
 
 def test_save_load_round_trip(tmp_path):
   songs = _random_corpus()
-  lex = L.fit_lexicon(songs, max_n=5, stress_mode='word')
+  lex = fit_lexicon(songs, max_n=5, stress_mode='word')
   path = tmp_path / 'lexicon.json'
   L.save_lexicon(lex, path)
   doc = json.loads(path.read_text())
@@ -255,7 +256,7 @@ def test_save_load_round_trip(tmp_path):
     (lambda d: d['params'].update(max_rank=2.0), 'max_rank'),
 ])
 def test_load_rejects_bad_files(tmp_path, edit, message):
-  doc = json.loads(L.dumps_lexicon(L.fit_lexicon(_tiny(), max_n=2)))
+  doc = json.loads(L.dumps_lexicon(fit_lexicon(_tiny(), max_n=2)))
   edit(doc)
   path = tmp_path / 'bad.json'
   path.write_text(json.dumps(doc))
@@ -278,7 +279,7 @@ def _cli(*args):
 
 def test_inspection_cli(tmp_path):
   path = tmp_path / 'lexicon.json'
-  L.save_lexicon(L.fit_lexicon(_random_corpus(), max_n=4), path)
+  L.save_lexicon(fit_lexicon(_random_corpus(), max_n=4), path)
   run = _cli(f'--lexicon={path}', '--top=3')
   assert run.returncode == 0, run.stderr
   assert 'SMR' in run.stdout and 'SRR' in run.stdout
@@ -298,7 +299,7 @@ def test_shared_pretrain_corpus():
     songs.append(song.replace(syllable_stress=stress.syllable_stress(song.syllables, 'word')))
   assert len(songs) == 1000
   unknown = sum(p == stress.UNKNOWN for s in songs for p in s.syllable_stress)
-  lex = L.fit_lexicon(songs, stress_mode='word')
+  lex = fit_lexicon(songs, stress_mode='word')
   assert lex.corpus['unknown_stress_syllables'] == unknown
   for kind in skeleton.KINDS:
     cov = lex.kinds[kind].stats['coverage']
@@ -306,7 +307,7 @@ def test_shared_pretrain_corpus():
     # the top 30% by count cover nearly every syllable
     assert 0.05 < cov < 1.0
     assert any(g.selected and g.n == 4 for g in lex.kinds[kind].ngrams)
-  strict = L.fit_lexicon(songs, min_span_n=2, max_n=4)
+  strict = fit_lexicon(songs, min_span_n=2, max_n=4)
   for kind, cov in L.lexicon_coverage(strict, songs[::10]).items():
     assert 0.05 < cov < 0.95, (kind, cov)
     assert cov < lex.kinds[kind].stats['coverage']

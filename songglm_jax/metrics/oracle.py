@@ -14,6 +14,7 @@ row is a cumulative sum and a cumulative minimum -- the same cells as the textbo
 from __future__ import annotations
 
 import math
+import statistics
 import warnings
 from typing import Mapping, Sequence
 
@@ -192,7 +193,8 @@ def lyric_pair(generated: Song, reference: Song) -> dict:
 def evaluate_sets(sample_sets: Sequence[tuple[str, Mapping[str, Song]]],
                   reference: Mapping[str, Song]) -> dict:
   """The summary values of ``evaluation.evaluate_sets``, computed the straightforward way:
-  ``{key: mean over sets, key_std: std}`` and ``per_sample`` (each set's values)."""
+  ``{key: mean over sets, key_std: std}`` and ``per_sample`` (each set's values). The std is
+  ``statistics.stdev`` (the sample std, as the public metric script reports), 0.0 for one set."""
   per_sample = []
   for name, generated in sample_sets:
     names = sorted(set(generated) & set(reference))
@@ -224,5 +226,8 @@ def evaluate_sets(sample_sets: Sequence[tuple[str, Mapping[str, Song]]],
       continue
     vals = [e[key] for e in per_sample if not math.isnan(e[key])]
     result[key] = float(np.mean(vals)) if vals else math.nan
-    result[f'{key}_std'] = float(np.std(vals)) if vals else math.nan
+    if vals:
+      result[f'{key}_std'] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    else:
+      result[f'{key}_std'] = math.nan
   return result

@@ -57,7 +57,8 @@ def main():
     print(f'  {mode:8s} mode  cold {cold[mode]:7.3f} s   warm best {min(warm[mode]):7.3f} s   '
           f'median {statistics.median(warm[mode]):7.3f} s')
   both = sum(cold.values())
-  print(f'  both modes, cold caches: {both:.3f} s (target < {TARGETS["both_modes_cold_seconds"]} s)')
+  print(f'  both modes, cold caches: {both:.3f} s '
+        f'(target < {TARGETS["both_modes_cold_seconds"]} s)')
   common.finish('stress_bench', {
       'songs': len(songs), 'syllables': syllables, 'repeats': args.repeats,
       'load_seconds_best': min(loads), 'load_seconds_median': statistics.median(loads),

@@ -199,7 +199,8 @@ def summary(sample: generation.Sample, name: str) -> str:
 FORMATS = ('mid', 'musicxml', 'png')  # the files generate can write per song
 
 
-def parse_formats(value: str | Sequence[str] | None, plot: Optional[bool] = None) -> tuple[str, ...]:
+def parse_formats(value: str | Sequence[str] | None,
+                  plot: Optional[bool] = None) -> tuple[str, ...]:
   """The formats to write, in :data:`FORMATS` order, from ``'mid,png'`` or a sequence (None: mid,
   musicxml); then ``plot`` True adds png, False drops it. ValueError: an unknown format, or
   neither mid nor musicxml (no song file)."""

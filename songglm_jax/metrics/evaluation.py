@@ -17,9 +17,9 @@ Result keys (values NaN -- ``null`` in the file -- with a reason in ``nan_reason
 undefined): ``OA_A``, ``OA_PCH``, ``OA_IOI``, ``OA_DD`` (fractions in [0, 1]; the paper prints
 percentages), ``MD``, the lyric metrics of ``metrics/lyric.py`` (``AA``, ``AA_notes_abs_diff``,
 ``SBA_generated``, ``SBA_reference``, ``SBA_diff``, and the same for SPA and PEA), each with a
-``<key>_std`` (sample std over sets, ``std_ddof`` = 1); ``num_pairs`` (pairs over all sets), ``num_sample_sets``, ``per_sample`` (each
-set's values, its OA integration error bounds, unpaired names, misaligned pairs and per-pair
-values), ``oa_error_bound`` (the largest certified OA integration error), ``md_error_bound``.
+``<key>_std`` (the sample std over sets; ``std_ddof``: 1); ``num_pairs`` (pairs over all sets),
+``num_sample_sets``, ``per_sample`` (each set's values, its OA integration error bounds,
+unpaired names, misaligned pairs and per-pair values), ``oa_error_bound`` (the largest certified OA integration error), ``md_error_bound``.
 :func:`evaluate_dirs` adds ``missing_generated`` (each set's reference songs without a readable
 generated song, with the reason: 'no file' or the skip reason of the file) and, when that is not
 empty, ``warning`` (one line saying how many are missing: the metrics then cover fewer songs).

@@ -8,7 +8,8 @@ CONFIG ?= configs/default.py
 PY := $(VENV)/bin/python
 # glibc malloc that keeps freed memory instead of returning it to the OS every step: CPU training
 # and decoding run 1.3-1.4x faster (benchmarks/train_bench.py --plain_malloc shows the difference).
-GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4611686018427387904
+# The one definition is launch/glibc_tunables (also read by launch/local.sh and benchmarks/common.py).
+GLIBC_TUNABLES ?= $(shell cat launch/glibc_tunables)
 STAMP := $(VENV)/.requirements.stamp
 
 .PHONY: run test bench venv clean-venv

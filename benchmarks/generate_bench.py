@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import collections
 import os
-import sys
 import time
 
 import common
@@ -58,8 +57,6 @@ SETTINGS = {
     'paper_small': dict(d_model=1024, num_layers=4, num_heads=8, d_ff=2048),
 }
 SYLLABLES, NOTES, BUCKET = 100, 200, 32
-GLIBC_TUNABLES = ('glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:'
-                  'glibc.malloc.trim_threshold=4611686018427387904')
 TEXTS = ('Twinkle, twinkle, little star, how I wonder what you are! Up above the world so high, '
          'like a diamond in the sky.',
          'Row, row, row your boat, gently down the stream; merrily, merrily, merrily, merrily, '
@@ -249,9 +246,7 @@ def main():
   ap.add_argument('--workdir', default='', help='trained workdir: also its invalid fractions')
   ap.add_argument('--plain_malloc', action='store_true', help='keep the default glibc malloc')
   args = ap.parse_args()
-  if not args.plain_malloc and 'GLIBC_TUNABLES' not in os.environ:
-    os.execve(sys.executable, [sys.executable] + sys.argv,
-              dict(os.environ, GLIBC_TUNABLES=GLIBC_TUNABLES))
+  common.tuned_malloc(plain=args.plain_malloc)
   names = [n for n in args.only.split(',') if n]
   unknown = set(names) - set(SETTINGS)
   if unknown:

@@ -132,7 +132,8 @@ def calibration(config, work: pathlib.Path, reference: dict) -> dict:
   names = sorted(reference)
   if path.is_file():
     cached = json.loads(path.read_text())
-    if cached.get('songs') == names and cached.get('draws') == CALIBRATION_DRAWS:
+    if (cached.get('songs') == names and cached.get('draws') == CALIBRATION_DRAWS
+        and cached.get('std_ddof') == evaluation.STD_DDOF):  # older caches: population std
       return cached['metrics']
   train, _, _ = eval_stage.split_songs(config, work, 'train')
   pool = [train[n] for n in sorted(train)]
@@ -143,6 +144,7 @@ def calibration(config, work: pathlib.Path, reference: dict) -> dict:
   result = evaluation.evaluate_sets(sets, reference, workers=1)
   metrics = _metrics(result)
   path.write_text(json.dumps({'songs': names, 'draws': CALIBRATION_DRAWS,
+                              'std_ddof': evaluation.STD_DDOF,
                               'train_songs': len(pool), 'metrics': metrics}, indent=1) + '\n')
   return metrics
 

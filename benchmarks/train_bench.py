@@ -18,7 +18,8 @@ shared, and the fastest step is the best estimate of what the code does on an id
 Allocator: XLA:CPU allocates its step buffers afresh on every call; with glibc's defaults every
 large buffer is a new mmap whose 4 KiB pages fault in again each step (a 150 MB attention score
 tensor costs ~37,000 page faults, ~70 ms, per touch). Unless ``--plain_malloc`` is given (or
-GLIBC_TUNABLES is already set) the script re-executes itself with :data:`GLIBC_TUNABLES` --
+GLIBC_TUNABLES is already set) the script re-executes itself with ``launch/glibc_tunables``
+(:func:`common.tuned_malloc`) --
 transparent huge pages for malloc, no mmap for large blocks, no trimming -- which the training
 launchers should set too; the JSON records the value used.
 
@@ -32,7 +33,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import sys
 import time
 
 import common
@@ -53,8 +53,6 @@ SETTINGS = {
     'peer_size_concat': (dict(d_model=256, num_layers=4, num_heads=8, d_ff=512,
                               embed_combine='concat', embed_field_dim=64), 8, 768),
 }
-GLIBC_TUNABLES = ('glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:'
-                  'glibc.malloc.trim_threshold=4611686018427387904')
 SIZES = synthetic.synthetic_field_sizes(num_syllables=5000, num_stress=40, max_bars=512)
 
 
@@ -135,9 +133,7 @@ def main():
   ap.add_argument('--only', default='', help='comma-separated subset of ' + ','.join(SETTINGS))
   ap.add_argument('--plain_malloc', action='store_true', help='keep the default glibc malloc')
   args = ap.parse_args()
-  if not args.plain_malloc and 'GLIBC_TUNABLES' not in os.environ:
-    os.execve(sys.executable, [sys.executable] + sys.argv,
-              dict(os.environ, GLIBC_TUNABLES=GLIBC_TUNABLES))
+  common.tuned_malloc(plain=args.plain_malloc)
   names = [n for n in args.only.split(',') if n] or list(SETTINGS)
   peaks = [matmul_peak_gflops()]
   runs = {}

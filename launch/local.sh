@@ -21,8 +21,8 @@ PYTHON=${PYTHON:-.venv/bin/python}
 NUM_PROCESSES=${NUM_PROCESSES:-1}
 PORT=${PORT:-12355}
 # glibc malloc without returning memory to the OS between steps: 1.3-1.4x faster CPU steps
-# (benchmarks/train_bench.py); harmless elsewhere.
-export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4611686018427387904}
+# (benchmarks/train_bench.py); harmless elsewhere. The one definition: launch/glibc_tunables.
+export GLIBC_TUNABLES=${GLIBC_TUNABLES:-$(<launch/glibc_tunables)}
 if [[ -n "${CPU_DEVICES:-}" ]]; then
   export XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=${CPU_DEVICES}"
 fi

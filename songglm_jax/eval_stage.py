@@ -182,7 +182,7 @@ def _run(config: Any, work: pathlib.Path, out: pathlib.Path | None = None,
                      songs_from=str(out / 'reference'), resume=True, config=config,
                      num_samples=num_samples)
   stamp = {'stage': gen.get('stage'), 'step': gen.get('step'), 'options': gen.get('options'),
-           'songs': sorted(songs)}
+           'songs': sorted(songs), 'std_ddof': evaluation.STD_DDOF}  # (older: population std)
   done = out / 'result.json'
   old = atomic.finished_json(done, {'evaluate_stage': stamp})
   if old is not None:

@@ -5,7 +5,8 @@ r"""The offline evaluation binary: generated songs against reference songs.
 
 ``--generated`` is a folder of songs or of ``sample_K/`` folders (one sample set each); songs
 pair with reference songs by file name (stem). Prints a table of mean +- std over sample sets
-and writes ``result.json`` (keys and definitions: ``songglm_jax/metrics/evaluation.py``,
+(the sample std, ``ddof=1``, as the public SongGLM metric script reports; 0 for one set) and
+writes ``result.json`` (keys and definitions: ``songglm_jax/metrics/evaluation.py``,
 ``features.py``, ``overlap.py``, ``distance.py``, ``lyric.py``). Unreadable files, songs without
 lyrics or notes and unpaired names are reported, not fatal; no pair at all is an error. A
 reference song without a readable generated song in a sample set is shown as a WARNING above and

@@ -2,12 +2,15 @@ r"""Lyrics -> songs on disk with a trained workdir.
 
     python -m songglm_jax.generate --workdir=W (--lyrics="..." | --lyrics_file=F |
         --lyrics_from=DIR) --output=OUT [--num_samples=N] [--seed=S] [--temperature=T]
-        [--top_k=K] [--top_p=P] [--plot] [--stage=finetune] [--checkpoint=best|latest]
-        [--noconstrained] [--language=en] [--title=T]
+        [--top_k=K] [--top_p=P] [--formats=mid,musicxml,png] [--stage=finetune]
+        [--checkpoint=best|latest] [--noconstrained] [--language=en] [--title=T]
 
-Writes ``OUT/sample_K/NAME.mid`` (one lyric event per syllable at its first note) and
-``OUT/sample_K/NAME.musicxml`` (syllables under the notes) for K = 0 .. N-1, with ``--plot`` also
-``NAME.png`` (piano roll with syllables), and ``OUT/generate.json`` (options, one summary per
+Writes, for K = 0 .. N-1, the ``--formats`` (default ``mid,musicxml,png``) of each song:
+``OUT/sample_K/NAME.mid`` (one lyric event per syllable at its first note),
+``OUT/sample_K/NAME.musicxml`` (syllables under the notes), ``NAME.png`` (piano roll with
+syllables); ``--formats=mid`` makes MIDI-only folders for tools that refuse other files (the
+public SongGLM metric script drops such a folder). ``--plot`` / ``--noplot`` (older commands) add
+or drop ``png``. Also ``OUT/generate.json`` (options, the formats, one summary per
 song, the invalid fraction); an earlier run's ``sample_K/`` folders in OUT are replaced, so
 that none of its songs is counted with this run's. NAME is the lyrics file's stem, the song file's path under DIR
 without its suffix, or a slug of the lyrics' first words. ``--lyrics`` may hold several songs
@@ -61,7 +64,9 @@ def define_flags() -> None:
   flags.DEFINE_string('top_k', None, 'value, or field=value,... (0: off)')
   flags.DEFINE_string('top_p', None, 'value, or field=value,... (1.0: off)')
   flags.DEFINE_boolean('constrained', None, 'alignment/time constraints (default: on)')
-  flags.DEFINE_boolean('plot', False, 'also write a piano-roll PNG per song')
+  flags.DEFINE_string('formats', ','.join(FORMATS), 'files to write per song, a comma-separated '
+                      f'subset of {",".join(FORMATS)} (at least one of mid, musicxml)')
+  flags.DEFINE_boolean('plot', None, 'add (--plot) or drop (--noplot) png in --formats')
   flags.DEFINE_string('language', 'en', 'language of text lyrics (a pyphen dictionary: en, de, '
                       'fr, es, ...)')
   flags.DEFINE_string('title', None, 'title written into the scores (default: from the lyrics)')
@@ -190,11 +195,34 @@ def summary(sample: generation.Sample, name: str) -> str:
           f'{pitch_name(lo)}-{pitch_name(hi)} ({hi - lo} semitones), {seconds:.1f} s')
 
 
+FORMATS = ('mid', 'musicxml', 'png')  # the files generate can write per song
+
+
+def parse_formats(value: str | Sequence[str] | None,
+                  plot: Optional[bool] = None) -> tuple[str, ...]:
+  """The formats to write, in :data:`FORMATS` order, from ``'mid,png'`` or a sequence (None: mid,
+  musicxml); then ``plot`` True adds png, False drops it. ValueError: an unknown format, or
+  neither mid nor musicxml (no song file)."""
+  items = value.split(',') if isinstance(value, str) else value or ('mid', 'musicxml')
+  chosen = {x.strip() for x in items}
+  if chosen - set(FORMATS):
+    raise ValueError(f'--formats: unknown format {sorted(chosen - set(FORMATS))[0]!r}; '
+                     f'expected a comma-separated subset of {",".join(FORMATS)}')
+  if plot is not None:
+    chosen = chosen | {'png'} if plot else chosen - {'png'}
+  if not chosen & {'mid', 'musicxml'}:
+    raise ValueError(f'--formats: no song file among {",".join(sorted(chosen)) or "none"}; '
+                     'give mid or musicxml or both')
+  return tuple(f for f in FORMATS if f in chosen)
+
+
 def write_samples(results: Sequence[Sequence[generation.Sample]],
                   lyrics: Sequence[lyrics_lib.Lyrics], output: str | os.PathLike, *,
-                  plot: bool = False) -> dict:
-  """Write every valid sample (module docstring layout); returns the per-song summary dict."""
+                  plot: bool = False, formats: Optional[Sequence[str]] = None) -> dict:
+  """Write every valid sample (module docstring layout) in ``formats`` (default: mid, musicxml,
+  and png when ``plot``); returns the per-song summary dict."""
   from songglm_jax.music import io as song_io  # pylint: disable=import-outside-toplevel
+  formats = parse_formats(formats, plot if formats is None else None)
   out = pathlib.Path(output)
   songs, invalid = [], 0
   for lyr, samples in zip(lyrics, results):
@@ -206,10 +234,12 @@ def write_samples(results: Sequence[Sequence[generation.Sample]],
         entry['reason'] = smp.reason
       else:
         base = out / f'sample_{smp.sample}' / lyr.name
-        song_io.write_song(smp.song, base.with_name(base.name + '.mid'))
-        song_io.write_song(smp.song, base.with_name(base.name + '.musicxml'),
-                           title=lyr.title or None)
-        if plot:
+        if 'mid' in formats:
+          song_io.write_song(smp.song, base.with_name(base.name + '.mid'))
+        if 'musicxml' in formats:
+          song_io.write_song(smp.song, base.with_name(base.name + '.musicxml'),
+                             title=lyr.title or None)
+        if 'png' in formats:
           from songglm_jax import pianoroll  # pylint: disable=import-outside-toplevel
           pianoroll.plot_song(smp.song, base.with_name(base.name + '.png'),
                               title=f'{lyr.name} (sample {smp.sample})')
@@ -219,7 +249,7 @@ def write_samples(results: Sequence[Sequence[generation.Sample]],
       songs.append(entry)
   total = len(songs)
   return {'songs': songs, 'num_samples': total, 'num_invalid': invalid,
-          'invalid_fraction': invalid / total if total else 0.0}
+          'invalid_fraction': invalid / total if total else 0.0, 'formats': list(formats)}
 
 
 SAMPLE_FILES = ('.mid', '.musicxml', '.png')  # what write_samples puts in a sample_K/ folder
@@ -274,8 +304,10 @@ def _options_dict(opts: generation.GenerateOptions) -> dict:
 def generate_to_dir(model_cfg, field_sizes, tokenizer, graphdef, params,
                     lyrics: Sequence[lyrics_lib.Lyrics], output: str | os.PathLike,
                     opts: generation.GenerateOptions, *, plot: bool = False,
-                    extra: Optional[dict] = None, prompt_mask: str = 'MASK') -> dict:
-  """Generate and write every sample of ``lyrics`` under ``output``; also writes
+                    formats: Optional[Sequence[str]] = None, extra: Optional[dict] = None,
+                    prompt_mask: str = 'MASK') -> dict:
+  """Generate and write every sample of ``lyrics`` under ``output`` (``formats``, ``plot``: as
+  :func:`write_samples`); also writes
   ``output/generate.json`` and returns its content. ``prompt_mask``: the model's fine-tuning
   cue (``Inference.prompt_mask``). An earlier run's samples in ``output`` are replaced
   (:func:`clear_samples`).
@@ -286,6 +318,7 @@ def generate_to_dir(model_cfg, field_sizes, tokenizer, graphdef, params,
   """
   atomic.check_output_folder(output, 'output folder')
   earlier_samples(output)  # refused now rather than after decoding
+  formats = parse_formats(formats, plot if formats is None else None)
   gen = generation.Generator(model_cfg, field_sizes, tokenizer, graphdef, params, opts,
                              prompt_mask=prompt_mask)
   t0 = time.perf_counter()
@@ -299,7 +332,7 @@ def generate_to_dir(model_cfg, field_sizes, tokenizer, graphdef, params,
   seconds = time.perf_counter() - t0
   for folder in clear_samples(output):
     logging.info('generate: removed %s of an earlier run', folder)
-  report = write_samples(results, lyrics, output, plot=plot)
+  report = write_samples(results, lyrics, output, formats=formats)
   notes = sum(e.get('notes', 0) for e in report['songs'])
   report.update(seconds=seconds, notes_per_s=notes / seconds if seconds else 0.0,
                 options=_options_dict(opts), **(extra or {}))
@@ -311,7 +344,8 @@ def generate_to_dir(model_cfg, field_sizes, tokenizer, graphdef, params,
 
 def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
         text: Optional[str] = None, text_file: Optional[str] = None,
-        songs_from: Optional[str] = None, plot: bool = False, resume: bool = False,
+        songs_from: Optional[str] = None, plot: Optional[bool] = None,
+        formats: Optional[str | Sequence[str]] = None, resume: bool = False,
         config: Any = None, checkpoint: Optional[str] = None, language: str = 'en',
         title: Optional[str] = None, **overrides) -> dict:
   """Load the workdir's checkpoint and generate (the CLI and the main job's stage call this).
@@ -319,6 +353,8 @@ def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
   Args:
     stage: checkpoint stage ('pretrain' / 'finetune'; None: finetune when it has one).
     text, text_file, songs_from: the lyrics source (exactly one).
+    formats, plot: the files to write (:func:`parse_formats`: None = mid, musicxml, and png when
+      ``plot``; given, ``plot`` True/False adds/drops png).
     resume: keep ``output`` as it is when its ``generate.json`` records the same checkpoint
       (kind and step), lyrics source and options (otherwise, and without ``resume``, an earlier
       run's ``sample_K/`` folders are replaced: :func:`clear_samples`).
@@ -330,6 +366,7 @@ def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
   """
   from songglm_jax.train import inference as inference_lib  # pylint: disable=import-outside-toplevel
   _check_one_source(text, text_file, songs_from)  # before the (slower) checkpoint load
+  formats = parse_formats(formats, plot)
   atomic.check_output_folder(output, 'output folder')
   earlier_samples(output)
   syllabify.language_dictionary(language)  # an unknown language fails before the load too
@@ -348,21 +385,23 @@ def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
                        title=title)
   opts = options(config, **overrides)
   extra = {'workdir': str(workdir), 'stage': str(getattr(inf, 'stage', stage)),
-           'checkpoint': str(inf.checkpoint), 'step': int(inf.step), 'plot': bool(plot),
+           'checkpoint': str(inf.checkpoint), 'step': int(inf.step), 'plot': 'png' in formats,
            'prompt_mask': inf.prompt_mask,
            'lyrics_source': {'text': text, 'text_file': text_file, 'songs_from': songs_from}}
   if language != 'en' or title:  # only then: a resumed run of an older generate.json matches
     extra['lyrics_source'].update(language=language, title=title)
   stamp = {**extra, 'options': _options_dict(opts)}
   old = atomic.finished_json(pathlib.Path(output) / 'generate.json', stamp) if resume else None
-  if old is not None:
+  # Older generate.json files have no 'formats': they wrote mid, musicxml (and png with plot).
+  if old is not None and old.get('formats', ['mid', 'musicxml'] + ['png'] * bool(
+      old.get('plot'))) == [*formats]:
     print(f'[generate] {output}: already generated with the {inf.checkpoint} checkpoint of '
           f'step {inf.step}, kept', flush=True)
     return old
   logging.info('generate: %d lyrics x %d samples with the %s %s checkpoint of step %d',
                len(lyrics), opts.num_samples, extra['stage'], inf.checkpoint, inf.step)
   return generate_to_dir(inf.model_cfg, inf.field_sizes, inf.tokenizer, inf.graphdef,
-                         inf.params, lyrics, output, opts, plot=plot, extra=extra,
+                         inf.params, lyrics, output, opts, formats=formats, extra=extra,
                          prompt_mask=inf.prompt_mask)
 
 
@@ -387,7 +426,7 @@ def main(argv):
     raise ValueError('--workdir and --output are required')
   run(FLAGS.workdir, FLAGS.output, stage=FLAGS.stage, checkpoint=FLAGS.checkpoint,
       text=FLAGS.lyrics, text_file=FLAGS.lyrics_file, songs_from=FLAGS.lyrics_from,
-      plot=FLAGS.plot, num_samples=FLAGS.num_samples, seed=FLAGS.seed,
+      formats=FLAGS.formats, plot=FLAGS.plot, num_samples=FLAGS.num_samples, seed=FLAGS.seed,
       constrained=FLAGS.constrained, temperature=FLAGS.temperature, top_k=FLAGS.top_k,
       top_p=FLAGS.top_p, language=FLAGS.language, title=FLAGS.title)
 

@@ -38,3 +38,10 @@ def test_stage_sings_validation_lyrics_evaluates_then_keeps_the_result(tmp_path,
   stages.run(config, str(work))
   assert 'already evaluated' in capsys.readouterr().out
   assert (out / 'result.json').stat().st_mtime_ns == stamp
+  # A result of before the sample std (no std_ddof in its stamp) is evaluated again.
+  assert result['std_ddof'] == 1 and result['evaluate_stage']['std_ddof'] == 1
+  del result['evaluate_stage']['std_ddof']
+  (out / 'result.json').write_text(json.dumps(result))
+  stages.run(config, str(work))
+  assert 'already evaluated' not in capsys.readouterr().out
+  assert json.loads((out / 'result.json').read_text())['evaluate_stage']['std_ddof'] == 1

@@ -357,3 +357,64 @@ def test_cli_one_line_error_for_a_sampling_field_given_twice(workdir, tmp_path):
   assert problems == ["songglm_jax.generate: error: bad sampling setting 'pitch=1,pitch=2': "
                       "field 'pitch' given twice"]
   assert not (tmp_path / 'out').exists()
+
+
+def test_formats_parse_to_a_known_subset_or_one_clear_error():
+  assert generate.parse_formats('mid,musicxml,png') == generate.FORMATS
+  assert generate.parse_formats('png, mid') == ('mid', 'png')  # FORMATS order, spaces allowed
+  assert generate.parse_formats(None) == ('mid', 'musicxml')
+  assert generate.parse_formats(None, plot=True) == generate.FORMATS  # the config's plot field
+  assert generate.parse_formats('mid,png', plot=False) == ('mid',)  # --noplot
+  assert generate.parse_formats('musicxml', plot=True) == ('musicxml', 'png')  # --plot
+  with pytest.raises(ValueError, match=r"^--formats: unknown format 'wav'; expected a comma-"
+                                       r'separated subset of mid,musicxml,png$'):
+    generate.parse_formats('mid,wav')
+  with pytest.raises(ValueError, match="unknown format ''"):
+    generate.parse_formats('')
+  with pytest.raises(ValueError, match='no song file among png'):
+    generate.parse_formats('png')
+
+
+def test_midi_only_folders(tmp_path):
+  tok, graphdef, params = tiny()
+  lyrics = [lyrics_lib.from_text('Twinkle, twinkle, little star.')]
+  opts = generation.GenerateOptions(num_samples=2, batch_size=2, seed=3)
+  report = generate.generate_to_dir(CFG, tok.field_sizes, tok, graphdef, params, lyrics, tmp_path,
+                                    opts, formats=('mid',), plot=True)  # formats decide, not plot
+  assert report['formats'] == ['mid'] and report['num_invalid'] == 0
+  for k in range(2):
+    assert [p.suffix for p in (tmp_path / f'sample_{k}').iterdir()] == ['.mid']
+  assert json.loads((tmp_path / 'generate.json').read_text())['formats'] == ['mid']
+
+
+def test_cli_formats(workdir, tmp_path):
+  import subprocess
+  import sys
+  from tests.conftest import REPO
+  from tests.train import helpers
+  base = [sys.executable, '-m', 'songglm_jax.generate', f'--workdir={workdir}', '--lyrics=la la',
+          '--num_samples=1']
+  r = subprocess.run(base + [f'--output={tmp_path / "bad"}', '--formats=mid,wav'], cwd=REPO,
+                     env=helpers.subprocess_env(), capture_output=True, text=True, timeout=120)
+  assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (
+      "songglm_jax.generate: error: --formats: unknown format 'wav'; expected a comma-separated "
+      'subset of mid,musicxml,png')
+  assert not (tmp_path / 'bad').exists()
+  for formats, want in (('mid', ['.mid']), (None, ['.mid', '.musicxml', '.png'])):
+    out = tmp_path / str(formats)
+    extra = [f'--formats={formats}'] if formats else []
+    r = subprocess.run(base + [f'--output={out}', *extra], cwd=REPO, env=helpers.subprocess_env(),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.suffix for p in (out / 'sample_0').iterdir()) == want
+
+
+def test_resume_regenerates_when_the_formats_change(workdir, tmp_path, capsys):
+  run = lambda formats: generate.run(str(workdir), tmp_path, text='la la', num_samples=1,
+                                     formats=formats, resume=True)
+  assert run('mid')['formats'] == ['mid']
+  assert run('mid,musicxml')['formats'] == ['mid', 'musicxml']
+  assert 'already generated' not in capsys.readouterr().out
+  assert sorted(p.suffix for p in (tmp_path / 'sample_0').iterdir()) == ['.mid', '.musicxml']
+  run('musicxml,mid')
+  assert 'already generated' in capsys.readouterr().out

@@ -26,6 +26,43 @@ def test_local_without_arguments_prints_usage():
   assert r.returncode == 2 and 'launch/local.sh CONFIG WORKDIR' in r.stderr
 
 
+def _glibc_tunables():
+  value = (REPO / 'launch' / 'glibc_tunables').read_text().strip()
+  assert value.startswith('glibc.malloc.') and '\n' not in value
+  return value
+
+
+def test_malloc_tuning_has_one_definition():
+  files = [REPO / 'Makefile', *(REPO / 'launch').iterdir(), *(REPO / 'benchmarks').glob('*.py'),
+           *(REPO / 'songglm_jax').rglob('*.py')]
+  holders = [f.relative_to(REPO).as_posix() for f in files
+             if f.is_file() and 'glibc.malloc.' in f.read_text(errors='replace')]
+  assert holders == ['launch/glibc_tunables']
+
+
+def test_makefile_local_sh_and_benchmarks_use_the_one_definition(tmp_path):
+  value = _glibc_tunables()
+  env = {k: v for k, v in helpers.subprocess_env().items() if k != 'GLIBC_TUNABLES'}
+  r = subprocess.run(['make', '-n', '-W', 'requirements.txt', 'run', 'VENV=/nonexistent'],
+                     cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+  assert f'GLIBC_TUNABLES={value} ' in r.stdout, r.stdout + r.stderr
+  fake = tmp_path / 'python'  # a stand-in interpreter that prints what it was given
+  fake.write_text('#!/usr/bin/env bash\necho "GLIBC_TUNABLES=$GLIBC_TUNABLES"\n')
+  fake.chmod(0o755)
+  r = subprocess.run(['bash', 'launch/local.sh', 'configs/default.py', str(tmp_path / 'w')],
+                     cwd=REPO, env=dict(env, PYTHON=str(fake)), capture_output=True, text=True,
+                     timeout=60)
+  assert r.returncode == 0 and r.stdout.strip() == f'GLIBC_TUNABLES={value}', r.stderr
+  probe = tmp_path / 'probe.py'  # a benchmark's start: re-executes itself unless --plain
+  probe.write_text(f'import os, sys\nsys.path.insert(0, {str(REPO / "benchmarks")!r})\n'
+                   'import common\ncommon.tuned_malloc(plain="--plain" in sys.argv)\n'
+                   'print(os.environ.get("GLIBC_TUNABLES", "unset"))\n')
+  for args, want in (([], value), (['--plain'], 'unset')):
+    r = subprocess.run([sys.executable, str(probe), *args], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == want, r.stderr
+
+
 def test_local_two_processes_train_one_run(tmp_path):
   config = helpers.tiny_config(num_train_steps=2, checkpoint_every_steps=2, eval_every_steps=0)
   config.stages = 'pretrain'

@@ -9,7 +9,7 @@ in placement order and is 0 on padding. Every per-token array keeps the example'
 
 The model's attention rule needs nothing else from the host:
 ``allowed[i, j] = seg[i] == seg[j] != 0 and (is_part_a[j] or (not is_part_a[i] and j <= i))``
-(:func:`attention_allowed` computes it in NumPy for tests and debugging only).
+(``model/layers.glm_mask``; tests/data/attention.py checks it pair by pair on packed rows).
 """
 
 from __future__ import annotations
@@ -84,13 +84,3 @@ def empty_rows(count: int, seq_len: int, num_fields: int) -> dict[str, np.ndarra
   dtypes = {'loss_mask': np.float32, 'is_part_a': bool}
   return {k: np.zeros(shapes.get(k, (count, seq_len)), dtypes.get(k, np.int32))
           for k in ROW_KEYS}
-
-
-def attention_allowed(segment_ids: np.ndarray, is_part_a: np.ndarray) -> np.ndarray:
-  """The attention rule for one row: bool ``[L, L]`` (query i, key j). Tests only."""
-  seg = np.asarray(segment_ids)
-  a = np.asarray(is_part_a, bool)
-  n = len(seg)
-  same = (seg[:, None] == seg[None, :]) & (seg[:, None] != 0)
-  causal = np.arange(n)[None, :] <= np.arange(n)[:, None]
-  return same & (a[None, :] | (~a[:, None] & causal))

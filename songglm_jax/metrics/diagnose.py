@@ -425,7 +425,8 @@ def diagnose(reference: Mapping[str, Song],
     ``{'reference': figures, 'generated': figures, 'generated_std': ..., 'difference': ...,
     'duration_values', 'num_pairs', 'num_sample_sets', 'misaligned'}``: ``reference`` of the
     reference songs that are in at least one pair, ``generated`` of every paired generated song
-    of every set pooled, ``generated_std`` the standard deviation (``ddof=0``) of each figure over
+    of every set pooled, ``generated_std`` the sample standard deviation (``ddof=1``, 0.0 for one
+    set: ``evaluation.set_std``, as the metrics' ``*_std``) of each figure over
     the sample sets (0 for one set; NaN where no set defines it), ``difference`` generated minus
     reference. The duration values are the 8 most common of the reference, then those of the
     generated songs' 8 most common that are not among them. Lyric flags: the reference's for a
@@ -457,10 +458,11 @@ def diagnose(reference: Mapping[str, Song],
   ref = figures(ref_songs, [ref_flags[n] for n in names], values)
   gen = figures(gen_all, [f for fs in gen_flags for f in fs], values)
   per_set = [figures([g for _, g in p], fl, values) for (_, p), fl in zip(pairs, gen_flags) if p]
+  from songglm_jax.metrics.evaluation import set_std  # pylint: disable=import-outside-toplevel
   std = {}
   for key in gen:
     vals = np.array([s[key] for s in per_set], dtype=np.float64)
-    std[key] = float(vals[~np.isnan(vals)].std()) if (~np.isnan(vals)).any() else float('nan')
+    std[key] = set_std(vals[~np.isnan(vals)])
   return {'reference': ref, 'generated': gen, 'generated_std': std,
           'difference': {k: gen[k] - ref[k] for k in ref},
           'duration_values': values, 'num_pairs': len(gen_all),

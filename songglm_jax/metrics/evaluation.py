@@ -3,7 +3,11 @@
 :func:`evaluate_sets` works on songs in memory (what the training program calls);
 :func:`evaluate_dirs` finds, reads and pairs song files first (``metrics/files.py``), then calls
 it. Each sample set is evaluated on its own; the summary gives, for each metric, the mean and the
-standard deviation (``ddof=0``; 0 for one set) over the sample sets where it is defined.
+*sample* standard deviation (``ddof=1``, as the public SongGLM metric script's
+``statistics.stdev`` and papers report it; :func:`set_std`) over the sample sets where it is
+defined -- 0.0 when that is one set (no spread can be measured; ``statistics.stdev`` refuses one
+value). Until issue 16 it was the population standard deviation (``ddof=0``, smaller by
+``sqrt((n-1)/n)``); ``std_ddof`` in the result says which.
 
 Which songs enter a set's metrics: its *pairs*, the generated songs that have a reference song
 of the same name, and those reference songs (so ``R`` in OA is the references of the pairs).
@@ -13,9 +17,9 @@ Result keys (values NaN -- ``null`` in the file -- with a reason in ``nan_reason
 undefined): ``OA_A``, ``OA_PCH``, ``OA_IOI``, ``OA_DD`` (fractions in [0, 1]; the paper prints
 percentages), ``MD``, the lyric metrics of ``metrics/lyric.py`` (``AA``, ``AA_notes_abs_diff``,
 ``SBA_generated``, ``SBA_reference``, ``SBA_diff``, and the same for SPA and PEA), each with a
-``<key>_std``; ``num_pairs`` (pairs over all sets), ``num_sample_sets``, ``per_sample`` (each
-set's values, its OA integration error bounds, unpaired names, misaligned pairs and per-pair
-values), ``oa_error_bound`` (the largest certified OA integration error), ``md_error_bound``.
+``<key>_std`` (the sample std over sets; ``std_ddof``: 1); ``num_pairs`` (pairs over all sets),
+``num_sample_sets``, ``per_sample`` (each set's values, its OA integration error bounds,
+unpaired names, misaligned pairs and per-pair values), ``oa_error_bound`` (the largest certified OA integration error), ``md_error_bound``.
 :func:`evaluate_dirs` adds ``missing_generated`` (each set's reference songs without a readable
 generated song, with the reason: 'no file' or the skip reason of the file) and, when that is not
 empty, ``warning`` (one line saying how many are missing: the metrics then cover fewer songs).
@@ -41,6 +45,7 @@ from songglm_jax.music.song import Song
 OA_KEYS = tuple(f'OA_{k}' for k in features.FEATURES)
 LYRIC_KEYS = lyric.KEYS + ('SBA_diff', 'SPA_diff', 'PEA_diff')
 SUMMARY_KEYS = OA_KEYS + ('MD',) + LYRIC_KEYS
+STD_DDOF = 1  # <key>_std is the sample standard deviation over the sample sets
 READ_WORKERS_MIN_FILES = 200  # below this, a process pool costs more than it saves
 
 
@@ -144,14 +149,24 @@ def _some(names: Sequence[str], k: int = 5) -> str:
   return ', '.join(names[:k]) + (f', ... ({len(names)} in all)' if len(names) > k else '')
 
 
+def set_std(values: Sequence[float]) -> float:
+  """The sample standard deviation (``ddof=1``) of a metric's values over sample sets (NaN
+  values left out by the caller); 0.0 for a single value, NaN for none."""
+  values = np.asarray(values, dtype=np.float64)
+  if len(values) < 2:
+    return 0.0 if len(values) else float('nan')
+  return float(values.std(ddof=STD_DDOF))
+
+
 def _summary(per_sample: list[dict], total: int) -> dict:
-  result: dict = {'num_pairs': total, 'num_sample_sets': len(per_sample), 'nan_reasons': {}}
+  result: dict = {'num_pairs': total, 'num_sample_sets': len(per_sample), 'nan_reasons': {},
+                  'std_ddof': STD_DDOF}
   for key in SUMMARY_KEYS:
     vals = np.array([e.get(key, float('nan')) for e in per_sample], dtype=np.float64)
     ok = ~np.isnan(vals)
     if ok.any():
       result[key] = float(vals[ok].mean())
-      result[f'{key}_std'] = float(vals[ok].std())
+      result[f'{key}_std'] = set_std(vals[ok])
       if not ok.all():
         result['nan_reasons'][key] = f'defined in {int(ok.sum())} of {len(vals)} sample sets'
     else:

@@ -8,12 +8,14 @@ of the n x m grid. The DTW fills one grid row per step: with ``c`` the row's cos
 ``M[j] = min(D[i-1][j], D[i-1][j-1])``, the recurrence ``D[i][j] = c[j] + min(D[i][j-1], M[j])``
 unrolls to ``D[i][j] = S[j] + min_{k<=j} (M[k] - S[k-1])`` (``S`` the running sum of ``c``), so a
 row is a cumulative sum and a cumulative minimum -- the same cells as the textbook double loop
-(:func:`dtw_cells`), at NumPy speed.
+(:func:`dtw_cells`), at NumPy speed. The lyric metrics' stress and phrase-final flags are the
+oracle's own too (``metrics/oracle_lyric.py``), not the stress and phrases modules under test.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import warnings
 from typing import Mapping, Sequence
 
@@ -166,7 +168,9 @@ def lyric_values(song: Song, primary: Sequence[bool], final: Sequence[bool]) -> 
 
 
 def lyric_pair(generated: Song, reference: Song) -> dict:
-  from songglm_jax.metrics import lyric
+  """AA and the lyric metrics of one pair; the stress and phrase flags are the oracle's own
+  (``metrics/oracle_lyric.py``), not those of the code under test."""
+  from songglm_jax.metrics import oracle_lyric  # pylint: disable=import-outside-toplevel
   out = {'AA': math.nan, 'AA_notes_abs_diff': math.nan}
   aligned = generated.syllables == reference.syllables
   if aligned:
@@ -178,12 +182,13 @@ def lyric_pair(generated: Song, reference: Song) -> dict:
       r[s] += 1
     out['AA'] = sum(a == b for a, b in zip(g, r)) / len(g)
     out['AA_notes_abs_diff'] = sum(abs(a - b) for a, b in zip(g, r)) / len(g)
-  ref_primary, ref_final = lyric.primary_stress(reference), lyric.phrase_final(reference)
-  gen_primary = ref_primary if aligned else lyric.primary_stress(generated)
-  gen_final = ref_final if aligned else lyric.phrase_final(generated)
+  ref_primary = oracle_lyric.primary_stress(reference)
+  ref_final = oracle_lyric.phrase_final(reference)
+  gen_primary = ref_primary if aligned else oracle_lyric.primary_stress(generated)
+  gen_final = ref_final if aligned else oracle_lyric.phrase_final(generated)
   for side, song, p, f in (('generated', generated, gen_primary, gen_final),
                            ('reference', reference, ref_primary, ref_final)):
-    for key, v in lyric_values(song, p.tolist(), f.tolist()).items():
+    for key, v in lyric_values(song, p, f).items():
       out[f'{key}_{side}'] = v
   return out
 
@@ -192,7 +197,8 @@ def lyric_pair(generated: Song, reference: Song) -> dict:
 def evaluate_sets(sample_sets: Sequence[tuple[str, Mapping[str, Song]]],
                   reference: Mapping[str, Song]) -> dict:
   """The summary values of ``evaluation.evaluate_sets``, computed the straightforward way:
-  ``{key: mean over sets, key_std: std}`` and ``per_sample`` (each set's values)."""
+  ``{key: mean over sets, key_std: std}`` and ``per_sample`` (each set's values). The std is
+  ``statistics.stdev`` (the sample std, as the public metric script reports), 0.0 for one set."""
   per_sample = []
   for name, generated in sample_sets:
     names = sorted(set(generated) & set(reference))
@@ -224,5 +230,8 @@ def evaluate_sets(sample_sets: Sequence[tuple[str, Mapping[str, Song]]],
       continue
     vals = [e[key] for e in per_sample if not math.isnan(e[key])]
     result[key] = float(np.mean(vals)) if vals else math.nan
-    result[f'{key}_std'] = float(np.std(vals)) if vals else math.nan
+    if vals:
+      result[f'{key}_std'] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    else:
+      result[f'{key}_std'] = math.nan
   return result

@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from songglm_jax.data import layout, masking, packing, records
 from tests.conftest import require_sample
+from tests.data import attention
 from tests.data.conftest import random_record
 
 
@@ -58,23 +59,60 @@ def test_pack_copies_each_example_into_its_own_segment():
   assert found == len(ex)
 
 
-def test_packed_rows_never_attend_across_segments_or_from_part_a_into_part_b():
-  ex = examples(count=10, seed=3)
-  rows = packing.pack(ex, 128)
-  for r in range(len(rows['segment_ids'])):
-    seg, a = rows['segment_ids'][r], rows['is_part_a'][r]
-    allowed = packing.attention_allowed(seg, a)
-    i, j = np.nonzero(allowed)
-    assert np.all(seg[i] == seg[j]) and np.all(seg[i] > 0)
-    assert not np.any(a[i] & ~a[j])  # Part A never sees Part B
-    assert not np.any(~a[i] & ~a[j] & (j > i))  # Part B is causal
-    # Within a segment Part A sees all of Part A; Part B sees Part A and its past.
-    for s in np.unique(seg[seg > 0]):
-      w = np.flatnonzero(seg == s)
-      sub = allowed[np.ix_(w, w)]
-      wa = a[w]
-      assert sub[np.ix_(wa, wa)].all()
-      assert sub[np.ix_(~wa, wa)].all()
+def _packed(count=10, seed=3, seq_len=128):
+  """Packed rows of real examples; per row the (start, end) of each example placed in it (the
+  packer's first-fit placement, checked against the rows' tokens) and each token's Part A flag
+  taken from the example itself."""
+  ex = examples(count=count, seed=seed)
+  rows = packing.pack(ex, seq_len)
+  row, offset, num_rows = packing.first_fit(ex.lengths, seq_len)
+  placed = attention.spans_from_placement(row, offset, ex.lengths, num_rows)
+  part_a = np.zeros((num_rows, seq_len), bool)
+  for k, (r, o) in enumerate(zip(row.tolist(), offset.tolist())):
+    one = ex.example(k)
+    np.testing.assert_array_equal(rows['tokens'][r, o:o + len(one['tokens'])], one['tokens'])
+    part_a[r, o:o + len(one['tokens'])] = one['is_part_a']
+  return rows, placed, part_a
+
+
+def test_model_mask_on_packed_rows_is_the_glm_rule_pair_by_pair():
+  rows, placed, part_a = _packed()
+  seg, a = rows['segment_ids'], rows['is_part_a']
+  # The rows exercise every rule: several examples, both parts, padding.
+  assert max(len(p) for p in placed) > 1 and a.any() and (~a & (seg > 0)).any()
+  assert (seg == 0).any()
+  mask = attention.model_mask(seg, a)
+  for r in range(len(seg)):
+    want = attention.expected_mask(seg.shape[1], placed[r], part_a[r].tolist())
+    attention.assert_same(mask[r], want, f'row {r}')
+    assert attention.spans_from_segments(seg[r]) == sorted(placed[r])  # (the pipeline test's)
+
+
+def test_the_mask_check_fails_on_a_wrong_mask_or_batch():
+  rows, placed, part_a = _packed()
+  seg, a = rows['segment_ids'], rows['is_part_a']
+  want = [attention.expected_mask(seg.shape[1], placed[r], part_a[r].tolist())
+          for r in range(len(seg))]
+  # A row with several examples and padding.
+  r = max(range(len(seg)), key=lambda k: (len(placed[k]) > 1) + (seg[k] == 0).any())
+  assert len(placed[r]) > 1 and (seg[r] == 0).any()
+  mask = attention.model_mask(seg, a)[r]
+  sr, ar = seg[r], a[r]
+  same = (sr[:, None] == sr[None, :]) & (sr[:, None] > 0)
+  later = np.arange(len(sr))[None, :] > np.arange(len(sr))[:, None]
+  part_b = ~ar & (sr > 0)
+  wrong = {  # mutated batches through the model's mask, then mutated masks
+      'segments merged': attention.model_mask(np.where(seg > 0, 1, 0), a)[r],
+      'all Part A': attention.model_mask(seg, seg > 0)[r],
+      'all Part B': attention.model_mask(seg, np.zeros_like(a))[r],
+      'Part B sees later Part B': mask | (same & part_b[:, None] & part_b[None, :] & later),
+      'Part A sees Part B': mask | (same & ar[:, None] & part_b[None, :]),
+      'Part B does not see itself': mask & ~np.diag(part_b),
+      'padding sees itself': mask | np.diag(sr == 0),
+  }
+  for what, m in wrong.items():
+    with pytest.raises(AssertionError, match='pairs differ'):
+      attention.assert_same(m, want[r], what)
 
 
 def test_example_longer_than_seq_len_is_an_error():

@@ -5,8 +5,9 @@ import ml_collections
 import numpy as np
 import pytest
 
-from songglm_jax.data import masking, packing, pipeline
+from songglm_jax.data import masking, pipeline
 from songglm_jax.data import tokenizer as tok
+from tests.data import attention
 from tests.data.conftest import random_record, song_record, write_dataset
 
 SEQ = 96
@@ -184,14 +185,33 @@ def test_options_from_config():
   assert opts.masking == masking.MaskingOptions()
 
 
-def test_packed_batches_obey_the_attention_rule(dataset):
+def test_model_mask_on_pipeline_batches_is_the_glm_rule(dataset):
+  """The model's mask on what the pipeline yields, against the rule worked out pair by pair from
+  the batch's own fields (examples = runs of one segment id; Part A flags per token)."""
   folder = dataset[0]
-  (batch,) = take(pipeline.pretrain_pipeline(folder, options(), process_index=0,
-                                             process_count=1), 1)
-  for r in range(4):
-    seg, a = batch['segment_ids'][r], batch['is_part_a'][r]
-    i, j = np.nonzero(packing.attention_allowed(seg, a))
-    assert np.all(seg[i] == seg[j]) and not np.any(a[i] & ~a[j])
+  batches = take(pipeline.pretrain_pipeline(folder, options(), process_index=0,
+                                            process_count=1), 2)
+  for b, batch in enumerate(batches):
+    seg, a = batch['segment_ids'], batch['is_part_a']
+    mask = attention.model_mask(seg, a)
+    for r in range(len(seg)):
+      want = attention.expected_mask(seg.shape[1], attention.spans_from_segments(seg[r]),
+                                     a[r].tolist())
+      attention.assert_same(mask[r], want, f'batch {b} row {r}')
+  seg = np.concatenate([b['segment_ids'] for b in batches])
+  a = np.concatenate([b['is_part_a'] for b in batches])
+  assert (seg.max(1) > 1).any() and (seg == 0).any()  # several examples in a row; padding
+  assert (a & (seg > 0)).any() and (~a & (seg > 0)).any()  # both parts
+  # Padding with a stray Part A flag must still attend to nothing: the rule says so, and a mask
+  # that trusted the flag alone would fail the check.
+  r, t = np.argwhere(seg == 0)[0]
+  a[r, t] = True
+  want = attention.expected_mask(seg.shape[1], attention.spans_from_segments(seg[r]),
+                                 a[r].tolist())
+  mask = attention.model_mask(seg[r:r + 1], a[r:r + 1])[0]
+  attention.assert_same(mask, want, 'stray flag')
+  with pytest.raises(AssertionError, match='pairs differ'):
+    attention.assert_same(mask | np.diag(seg[r] == 0), want, 'padding sees itself')
 
 
 def test_training_order_visits_each_record_once_per_epoch_and_reshuffles():

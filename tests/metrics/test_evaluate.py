@@ -113,12 +113,29 @@ def test_vectorized_and_oracle_agree():
           ('b', {n: transposed(s, 2, every=3) for n, s in ref.items()})]
   fast = evaluation.evaluate_sets(sets, ref)
   slow = oracle.evaluate_sets(sets, ref)
-  for key in KEYS:
+  for key in KEYS + tuple(f'{k}_std' for k in KEYS):
     f, s = fast[key], slow[key]
     if key.startswith('OA_'):
       assert f == pytest.approx(s, abs=1e-6), key
     else:
       assert (math.isnan(f) and math.isnan(s)) or f == pytest.approx(s, rel=1e-9, abs=1e-12), key
+
+
+def test_std_is_the_sample_std_over_sets_and_zero_for_one_set():
+  import statistics
+  rng = np.random.default_rng(6)
+  ref = random_set(rng, 8)
+  sets = [(f's{k}', {n: transposed(s, k, every=2) for n, s in ref.items()}) for k in range(3)]
+  r = evaluation.evaluate_sets(sets, ref)
+  assert r['std_ddof'] == 1
+  for key in ('OA_PCH', 'MD', 'SPA_generated'):
+    vals = [e[key] for e in r['per_sample']]
+    assert len(set(vals)) > 1, key  # a spread to measure
+    assert r[f'{key}_std'] == pytest.approx(statistics.stdev(vals), rel=1e-12), key
+    assert r[f'{key}_std'] > float(np.std(vals)), key  # not the population std
+  one = evaluation.evaluate_sets(sets[1:2], ref)
+  assert all(one[f'{k}_std'] == 0.0 for k in KEYS if not math.isnan(one[k]))
+  assert evaluation.set_std([]) != evaluation.set_std([])  # NaN: nothing to measure
 
 
 def test_no_pair_at_all_is_one_clear_error():

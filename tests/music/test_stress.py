@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from songglm_jax.music import stress
@@ -22,11 +20,10 @@ def test_cmudict_first_pronunciation_patterns():
   assert len(d) > 120_000
 
 
-def test_cmudict_loaded_once_and_fast():
+def test_cmudict_loaded_once():
+  # How long the load takes is measured by benchmarks/stress_bench.py, not asserted here.
   stress._load.cache_clear()  # pylint: disable=protected-access
-  t = time.perf_counter()
   d = stress.load_cmudict()
-  assert time.perf_counter() - t < 2.0  # about 0.15 s measured
   assert stress.load_cmudict() is d
 
 
@@ -201,10 +198,8 @@ def test_shared_pretrain_corpus_oov_and_modes():
   folder = require_sample('pretrain')
   songs = [[ly.text for ly in symusic.Score(str(p)).tracks[0].lyrics]
            for p in sorted(folder.glob('*.mid'))]
-  t = time.perf_counter()
   word = [p for syl in songs for p in stress.syllable_stress(syl, 'word')]
   syl = [p for syl in songs for p in stress.syllable_stress(syl, 'syllable')]
-  assert time.perf_counter() - t < 20.0  # about 0.3 s measured for 63k syllables
   assert len(word) == len(syl) == sum(map(len, songs)) > 50_000
   assert 0.0 <= stress.oov_rate(word) < 0.01 and 0.0 <= stress.oov_rate(syl) < 0.01
   differ = sum(a != b for a, b in zip(word, syl)) / len(word)

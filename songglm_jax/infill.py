@@ -273,15 +273,19 @@ def infill(gen: 'generation.Generator', song: Song, spans,
   o.validate()
   cfg, tok = gen.model_cfg, gen.tokenizer
   p = plan(song, spans, tok, cfg, mask=mask, song_rate=song_rate, step=int(gen.grids.step))
+  # Shapes in buckets of 32 (fewer compilations across spans and songs): a budget above
+  # max_notes_per_syllable * syllables never binds (the per-syllable cap binds first), so the
+  # samples do not change; prompts are padded before the SEP anyway.
+  up = lambda x: -(-x // 32) * 32
   budget = []
   for sp in p.spans:
-    m = min(o.max_notes_per_syllable * sp.num_syllables, o.max_notes, cfg.max_len - 2)
+    m = min(up(o.max_notes_per_syllable * sp.num_syllables), o.max_notes, cfg.max_len - 2)
     if m < sp.num_syllables:
       raise ValueError(f'infill: {sp.num_syllables} syllables need a note budget >= '
                        f'{sp.num_syllables}, have {m} (generate.max_notes, model.max_len - 2)')
     budget.append(m)
   a = len(p.part_a['position_ids'])
-  lengths = [-(-(a + sum(x + 1 for x in budget[:j]) + 1) // 8) * 8 for j in range(len(budget))]
+  lengths = [up(a + sum(x + 1 for x in budget[:j]) + 1) for j in range(len(budget))]
   base = jax.random.key(o.seed)
   col = lambda v: jnp.asarray(np.asarray(v, np.int32))
   settings = o.settings()

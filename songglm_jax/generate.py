@@ -72,8 +72,8 @@ def define_flags() -> None:
                       'notes but those --regenerate names (infill_cli.py)')
   flags.DEFINE_string('regenerate', None, 'with --song: phrase:3, phrases:2-4, syllables:10-17, '
                       'bars:5-8, several joined by ","')
-  flags.DEFINE_boolean('allow_shift', False, 'with --song: move the rest of the song by whole '
-                       'bars (not implemented: refused)')
+  flags.DEFINE_boolean('allow_shift', False, 'with --song: a span may run past the next kept '
+                       'note; the rest of the song then moves by whole bars')
 
 
 def parse_field_values(text: Optional[str], cast, base: dict) -> Optional[dict]:
@@ -402,11 +402,12 @@ def main(argv):
     raise ValueError('--workdir and --output are required')
   if FLAGS.song or FLAGS.regenerate or FLAGS.allow_shift:  # infilling (infill_cli.py)
     from songglm_jax import infill_cli  # pylint: disable=import-outside-toplevel
-    infill_cli.check_flags(FLAGS.song, FLAGS.regenerate, FLAGS.allow_shift, {
+    infill_cli.check_flags(FLAGS.song, FLAGS.regenerate, {
         '--lyrics': FLAGS.lyrics, '--lyrics_file': FLAGS.lyrics_file,
         '--lyrics_from': FLAGS.lyrics_from, '--title': FLAGS.title})
     infill_cli.run(FLAGS.workdir, FLAGS.song, FLAGS.regenerate, FLAGS.output, stage=FLAGS.stage,
-                   checkpoint=FLAGS.checkpoint, plot=FLAGS.plot, num_samples=FLAGS.num_samples,
+                   checkpoint=FLAGS.checkpoint, plot=FLAGS.plot, allow_shift=FLAGS.allow_shift,
+                   num_samples=FLAGS.num_samples,
                    seed=FLAGS.seed, constrained=FLAGS.constrained,
                    temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p)
     return

@@ -29,8 +29,13 @@ Seeds: span j of sample k draws with ``fold_in(fold_in(key(seed), k), j)``.
 Limits: one time signature (bar length) per song; the song must fit the model (syllables
 <= ``model.num_word_ids``, phrases <= ``model.num_phrase_ids``, Part A <= ``model.max_len``
 rows) and the tokenizer (bars); a span needs room for its syllables between the kept notes
-(50 ticks per syllable). Anything else is a one-line ValueError. Moving the rest of the song
-(``--allow_shift``) is not implemented.
+(50 ticks per syllable). Anything else is a one-line ValueError.
+
+``allow_shift``: a span that is not the song's end may run past the next kept syllable; the rest
+of the song (kept notes and later spans) then moves later by the fewest whole bars that make
+room, as far as the tokenizer's bars allow. Later spans are decoded in the moved frame: their
+prompts show the moved kept notes (bar field + the whole bars), so the context stays consistent.
+Moved kept notes keep their pitch, duration and velocity; their onsets change by whole bars.
 """
 
 from __future__ import annotations
@@ -57,11 +62,13 @@ MASKS = ('auto', 'MASK', 'LMASK')
 @dataclasses.dataclass
 class InfillSample:
   """One infilled song: ``song`` when every span is valid (else ``reason``); ``regenerated``
-  marks its new notes (bool [N_out])."""
+  marks its new notes (bool [N_out]); ``shift_bars`` (with ``allow_shift``) says how many bars
+  the rest of the song moved after each span."""
   sample: int
   song: Optional[Song]
   reason: Optional[str] = None
   regenerated: Optional[np.ndarray] = None
+  shift_bars: Optional[list[int]] = None  # per span: bars the rest of the song moved after it
 
 
 @dataclasses.dataclass
@@ -76,6 +83,14 @@ class Plan:
   start_tick: list[int]  # per span: first allowed onset
   end_tick: list[int]    # per span: last allowed end
   note_range: list[tuple[int, int]]  # per span: original notes [n0, n1)
+  a_note: Optional[np.ndarray] = None  # int64 [A]: the original note of each Part A row (or -1)
+  allow_shift: bool = False
+  cap: int = 0  # ticks the tokenizer's bars hold
+
+  def shift_room(self, shift: np.ndarray) -> np.ndarray:
+    """Whole-bar ticks the rest of the song may still move, given its moves so far [B]."""
+    last = int(self.song.offset.max())
+    return np.maximum(self.cap - last - shift, 0) // self.bar_ticks * self.bar_ticks
 
   def describe(self) -> list[dict]:
     return [{**s.describe(self.song), 'mask': m, 'start_tick': a, 'end_tick': b}
@@ -98,7 +113,7 @@ def _bar_ticks(song: Song, tokenizer: tk.Tokenizer) -> int:
 
 
 def plan(song: Song, spans, tokenizer: tk.Tokenizer, model_cfg, *, mask: str = 'auto',
-         song_rate: float = 0.5, step: int = 50) -> Plan:
+         song_rate: float = 0.5, step: int = 50, allow_shift: bool = False) -> Plan:
   """Part A, the SEP rows and the time bounds of infilling ``spans`` of ``song``.
 
   Args:
@@ -106,6 +121,7 @@ def plan(song: Song, spans, tokenizer: tk.Tokenizer, model_cfg, *, mask: str = '
     mask: 'auto' (module docstring), 'MASK' or 'LMASK' for every span.
     song_rate: ``config.pipeline.song_rate`` (the song-level span's share of the notes).
     step: ticks a forced note may cost (``sampling.make_grids(...).step``).
+    allow_shift: let a span move the rest of the song by whole bars (module docstring).
 
   Raises:
     ValueError: a bad spec, a song the model or tokenizer cannot hold, a span without room.
@@ -140,9 +156,20 @@ def plan(song: Song, spans, tokenizer: tk.Tokenizer, model_cfg, *, mask: str = '
   seps = [{k: ex[k][i] for k in part_a} for i in sep_at]
   long_len = int(np.clip(masking.round_half_up(song_rate * n), 1, n))
   first_note = song.syllable_first_note
-  out = Plan(song=song, spans=spans, part_a=part_a, seps=seps, masks=[], bar_ticks=bar,
-             start_tick=[], end_tick=[], note_range=[])
+  rows_a = np.flatnonzero(ex['is_part_a'])  # Part A comes first: its rows are 0 .. a - 1
+  row = np.arange(len(tokens))  # the record row of each Part A row, then its note index
+  note_row = np.zeros(len(tokens), bool)
+  note_row[s + 3:s + 3 + n] = True
+  masked_row = np.zeros(len(tokens), bool)
+  masked_row[s + 3:s + 3 + n] = masked
+  start_row = masked_row & ~np.concatenate([[False], masked_row[:-1]])
+  src = row[~masked_row | start_row]
+  assert len(src) == a == len(rows_a)
+  a_note = np.where(note_row[src] & ~masked_row[src], src - (s + 3), -1)
   cap = tokenizer.vocab.max_bars * bar
+  out = Plan(song=song, spans=spans, part_a=part_a, seps=seps, masks=[], bar_ticks=bar,
+             start_tick=[], end_tick=[], note_range=[], a_note=a_note,
+             allow_shift=allow_shift, cap=cap)
   for sp, sep in zip(spans, seps):
     n0 = int(first_note[sp.first])
     n1 = int(first_note[sp.end]) if sp.end < s else n
@@ -154,10 +181,12 @@ def plan(song: Song, spans, tokenizer: tk.Tokenizer, model_cfg, *, mask: str = '
     end = (int(song.syllable_onset[sp.end]) // tk.GRID_UNIT * tk.GRID_UNIT if sp.end < s
            else cap)
     end = min(end, cap)
-    if start + step * sp.num_syllables > end:
+    room = int(out.shift_room(np.zeros(1, np.int64))[0]) if allow_shift and sp.end < s else 0
+    if start + step * sp.num_syllables > end + room:
       raise ValueError(f'--regenerate {",".join(sp.items)}: {sp.num_syllables} syllables need '
                        f'{step * sp.num_syllables} ticks between the kept notes, there are '
-                       f'{max(end - start, 0)} (ticks {start}..{end})')
+                       f'{max(end - start, 0)} (ticks {start}..{end})'
+                       + ('' if allow_shift else '; --allow_shift lets it move the rest'))
     out.masks.append(kind)
     out.start_tick.append(start)
     out.end_tick.append(end)
@@ -183,8 +212,10 @@ def _part_b_rows(sep: dict, notes: np.ndarray, syllable_phrase: np.ndarray) -> d
           'is_part_a': np.zeros(k + 1, bool)}
 
 
-def _prompts(p: Plan, j: int, before: Sequence[Sequence[dict]], length: int) -> dict:
-  """Span j's prompts [B, length]: Part A, each row's earlier Part B rows, padding, SEP."""
+def _prompts(p: Plan, j: int, before: Sequence[Sequence[dict]], length: int,
+             shift: Optional[np.ndarray] = None) -> dict:
+  """Span j's prompts [B, length]: Part A, each row's earlier Part B rows, padding, SEP;
+  ``shift`` (ticks [B, N], whole bars) moves each kept note of Part A."""
   b = len(before)
   out = {k: np.zeros((b, length) + v.shape[1:], v.dtype) for k, v in p.part_a.items()}
   out['segment_ids'] = np.zeros((b, length), np.int32)
@@ -196,13 +227,19 @@ def _prompts(p: Plan, j: int, before: Sequence[Sequence[dict]], length: int) -> 
       out[k][r, -1] = p.seps[j][k]
     out['segment_ids'][r, :m] = 1
     out['segment_ids'][r, -1] = 1
+    if shift is not None:
+      kept = p.a_note >= 0
+      out['tokens'][r, np.flatnonzero(kept), tk.F.bar] += (
+          shift[r, p.a_note[kept]] // p.bar_ticks).astype(np.int32)
   return out
 
 
 def span_invalid_reason(notes: np.ndarray, num: int, stopped: bool, p: Plan, j: int,
-                        tokenizer: tk.Tokenizer, pitch_range: tuple[int, int]) -> Optional[str]:
+                        tokenizer: tk.Tokenizer, pitch_range: tuple[int, int],
+                        bounds: Optional[tuple[int, int]] = None) -> Optional[str]:
   """Why decoded span j is not valid (None when it is): ``generation.invalid_reason`` with word
-  ids counted from the span's first syllable, then the boundaries."""
+  ids counted from the span's first syllable, then the boundaries (``bounds``: the row's
+  (start, end) ticks when they differ from the plan's)."""
   sp = p.spans[j]
   shifted = np.array(notes[:num], np.int64)
   shifted[:, 4] -= sp.first
@@ -212,9 +249,10 @@ def span_invalid_reason(notes: np.ndarray, num: int, stopped: bool, p: Plan, j: 
   if reason is not None:
     return reason
   onset, end = note_ticks(notes[:num], p.bar_ticks, tokenizer)
-  if onset[0] < p.start_tick[j]:
+  lo, hi = bounds or (p.start_tick[j], p.end_tick[j])
+  if onset[0] < lo:
     return 'before_previous_kept_note'
-  if end[-1] > p.end_tick[j]:
+  if end[-1] > hi:
     return 'past_next_kept_note'
   return None
 
@@ -226,19 +264,21 @@ def note_ticks(notes: np.ndarray, bar_ticks: int, tokenizer: tk.Tokenizer):
   return onset, onset + tokenizer.duration_grid[v[:, 2]]
 
 
-def assemble(p: Plan, decoded: Sequence[np.ndarray], tokenizer: tk.Tokenizer
-             ) -> tuple[Song, np.ndarray]:
-  """The infilled song (kept notes as they are, each span's decoded notes [n, 5] in its place)
-  and its regenerated-note mask."""
+def assemble(p: Plan, decoded: Sequence[np.ndarray], tokenizer: tk.Tokenizer,
+             shift: Optional[np.ndarray] = None) -> tuple[Song, np.ndarray]:
+  """The infilled song (kept notes as they are, moved by ``shift`` ticks [N] when given; each
+  span's decoded notes [n, 5] in its place) and its regenerated-note mask."""
   song = p.song
-  keep = lambda a, b: dict(pitch=song.pitch[a:b], onset=song.onset[a:b], offset=song.offset[a:b],
-                           velocity=song.velocity[a:b], note_syllable=song.note_syllable[a:b])
+  move = np.zeros(song.num_notes, np.int64) if shift is None else np.asarray(shift, np.int64)
+  keep = lambda a, b: dict(pitch=song.pitch[a:b], onset=song.onset[a:b] + move[a:b],
+                           offset=song.offset[a:b] + move[a:b], velocity=song.velocity[a:b],
+                           note_syllable=song.note_syllable[a:b])
   kept = np.ones(song.num_notes, bool)
   for n0, n1 in p.note_range:
     kept[n0:n1] = False
   vel = int(np.round(np.median(song.velocity[kept] if kept.any() else song.velocity)))
   parts, regen, cursor = [], [], 0
-  syl_onset = np.array(song.syllable_onset)
+  syl_onset = np.array(song.syllable_onset) + move[song.syllable_first_note]
   for (n0, n1), notes in zip(p.note_range, decoded):
     parts.append(keep(cursor, n0))
     regen.append(np.zeros(n0 - cursor, bool))
@@ -258,7 +298,8 @@ def assemble(p: Plan, decoded: Sequence[np.ndarray], tokenizer: tk.Tokenizer
 
 def infill(gen: 'generation.Generator', song: Song, spans,
            options: Optional[generation.GenerateOptions] = None, *, mask: str = 'auto',
-           song_rate: float = 0.5, progress=None) -> list[InfillSample]:
+           song_rate: float = 0.5, allow_shift: bool = False,
+           progress=None) -> list[InfillSample]:
   """``options.num_samples`` infillings of ``spans`` of ``song`` (``Generator.infill``).
 
   Args:
@@ -266,13 +307,14 @@ def infill(gen: 'generation.Generator', song: Song, spans,
     song: the song with its lyrics, phrases and stress as the model should see them (a file:
       ``infill_spec.read_song``).
     spans: a SPEC string or 0-based ``(first, end)`` syllable ranges.
-    mask, song_rate: see :func:`plan`.
+    mask, song_rate, allow_shift: see :func:`plan`.
     progress: ``progress(done_rows, total_rows)`` after each decoded batch of one span.
   """
   o = options or gen.options
   o.validate()
   cfg, tok = gen.model_cfg, gen.tokenizer
-  p = plan(song, spans, tok, cfg, mask=mask, song_rate=song_rate, step=int(gen.grids.step))
+  p = plan(song, spans, tok, cfg, mask=mask, song_rate=song_rate, step=int(gen.grids.step),
+           allow_shift=allow_shift)
   # Shapes in buckets of 32 (fewer compilations across spans and songs): a budget above
   # max_notes_per_syllable * syllables never binds (the per-syllable cap binds first), so the
   # samples do not change; prompts are padded before the SEP anyway.
@@ -299,14 +341,20 @@ def infill(gen: 'generation.Generator', song: Song, spans,
     before = [[] for _ in ks]
     found = [[] for _ in ks]
     reasons: list[Optional[str]] = [None] * b
+    shift = np.zeros((b, song.num_notes), np.int64)  # ticks each original note moves (whole bars)
     for j, sp in enumerate(p.spans):
-      prompts = _prompts(p, j, before, lengths[j])
+      n0, n1 = p.note_range[j]
+      lo, hi = p.start_tick[j] + shift[:, n0], p.end_tick[j] + shift[:, n0]
+      if allow_shift and n1 < song.num_notes:
+        hi = hi + p.shift_room(shift[:, n0])
+      hi = np.minimum(hi, p.cap)
+      prompts = _prompts(p, j, before, lengths[j], shift if allow_shift else None)
       rows = sampling.Rows(
           num_syllables=col([sp.end] * b), syllable_phrase=col(np.tile(phrase, (b, 1))),
           bar_ticks=col([p.bar_ticks] * b), pitch_low=col([o.pitch_low] * b),
           pitch_high=col([o.pitch_high] * b), max_per_syllable=col([o.max_notes_per_syllable] * b),
           max_bar_advance=col([o.max_bar_advance] * b), first_word=col([sp.first] * b),
-          start_tick=col([p.start_tick[j]] * b), end_tick=col([p.end_tick[j]] * b))
+          start_tick=col(lo), end_tick=col(hi))
       keys = jax.vmap(lambda k, j=j: jax.random.fold_in(jax.random.fold_in(base, k), j))(col(ks))
       dec = decode_lib.decode(gen.graphdef, gen.params, prompts, rows, gen.grids, settings, keys,
                               max_notes=budget[j], constrained=o.constrained)
@@ -315,9 +363,13 @@ def infill(gen: 'generation.Generator', song: Song, spans,
         got = np.asarray(notes[r, :int(num[r])])
         if reasons[r] is None:
           reasons[r] = span_invalid_reason(notes[r], int(num[r]), bool(stopped[r]), p, j, tok,
-                                           (o.pitch_low, o.pitch_high))
+                                           (o.pitch_low, o.pitch_high), (lo[r], hi[r]))
           if reasons[r] is not None:
             reasons[r] = f'span {j + 1} ({",".join(sp.items)}): {reasons[r]}'
+          elif allow_shift and n1 < song.num_notes:
+            over = int(note_ticks(got[-1:], p.bar_ticks, tok)[1][0]) - (p.end_tick[j]
+                                                                         + shift[r, n0])
+            shift[r, n1:] += -(-max(over, 0) // p.bar_ticks) * p.bar_ticks
         found[r].append(got)
         before[r].append(_part_b_rows(p.seps[j], got, phrase))
       if progress is not None:
@@ -327,9 +379,11 @@ def infill(gen: 'generation.Generator', song: Song, spans,
         out.append(InfillSample(k, None, reasons[r]))
         continue
       try:
-        new, regen = assemble(p, found[r], tok)
+        new, regen = assemble(p, found[r], tok, shift[r])
       except ValueError as e:  # a check above missed something: report, do not stop
         out.append(InfillSample(k, None, f'invalid_song: {e}'))
         continue
-      out.append(InfillSample(k, new, None, regen))
+      moved = [int(shift[r, n1] - shift[r, n0]) // p.bar_ticks if n1 < song.num_notes else 0
+               for n0, n1 in p.note_range]
+      out.append(InfillSample(k, new, None, regen, moved))
   return out

@@ -3,6 +3,7 @@ r"""``generate --song=IN --regenerate=SPEC``: infill a song on disk with a train
     python -m songglm_jax.generate --workdir=W --song=IN.mid|.musicxml --regenerate=SPEC
         --output=OUT [--num_samples=N] [--seed=S] [--temperature=T] [--top_k=K] [--top_p=P]
         [--plot] [--stage=pretrain|finetune] [--checkpoint=best|latest|STEP] [--noconstrained]
+        [--allow_shift]
 
 SPEC: ``infill_spec`` (``phrase:3``, ``phrases:2-4``, ``syllables:10-17``, ``bars:5-8``, joined by
 ``,``). The song is read as ``prepare`` reads training songs (stress with the workdir's
@@ -12,8 +13,9 @@ picks). Writes, as generation does, ``OUT/sample_K/NAME.mid`` and ``NAME.musicxm
 ``--plot`` also ``NAME.png``, the regenerated notes in red) for K = 0 .. N-1, NAME the song file's
 stem, and ``OUT/generate.json``: options, checkpoint, the spans (1-based syllables, phrases,
 bars, the Part A cue, the time bounds) and one summary per sample. An earlier run's
-``sample_K/`` folders in OUT are replaced. ``--allow_shift`` (moving the rest of the song by whole
-bars when a span needs more room) is not implemented: it is refused.
+``sample_K/`` folders in OUT are replaced. ``--allow_shift``: a span may run past the next kept
+note, the rest of the song then moves later by whole bars (``infill.py``; each sample's
+``shift_bars`` in ``generate.json``).
 """
 
 from __future__ import annotations
@@ -28,17 +30,13 @@ from absl import logging
 from songglm_jax import atomic, generate, generation, infill, infill_spec
 
 
-def check_flags(song: Optional[str], regenerate: Optional[str], allow_shift: bool,
-                lyric_sources: dict) -> None:
+def check_flags(song: Optional[str], regenerate: Optional[str], lyric_sources: dict) -> None:
   """One-line errors for flag combinations, before anything is loaded."""
   if not song or not regenerate:
     raise ValueError('--song and --regenerate go together: --song=IN.mid --regenerate=phrase:3')
   given = [k for k, v in lyric_sources.items() if v]
   if given:
     raise ValueError(f'--song takes its lyrics from the song; drop {", ".join(given)}')
-  if allow_shift:
-    raise ValueError('--allow_shift: not implemented; the regenerated notes must fit between '
-                     'the kept notes (regenerate a longer span instead)')
 
 
 def run(workdir: str, song_path: str, spec: str, output: str, *, stage: Optional[str] = None,
@@ -50,7 +48,7 @@ def run(workdir: str, song_path: str, spec: str, output: str, *, stage: Optional
     ValueError: a bad flag, song or SPEC (checked before the checkpoint load where possible).
   """
   from songglm_jax.train import inference as inference_lib  # pylint: disable=import-outside-toplevel
-  check_flags(song_path, spec, allow_shift, {})
+  check_flags(song_path, spec, {})
   atomic.check_output_folder(output, 'output folder')
   generate.earlier_samples(output)
   path = pathlib.Path(workdir) / 'config.json'
@@ -67,11 +65,12 @@ def run(workdir: str, song_path: str, spec: str, output: str, *, stage: Optional
   gen = generation.Generator(inf.model_cfg, inf.field_sizes, inf.tokenizer, inf.graphdef,
                              inf.params, opts, prompt_mask=inf.prompt_mask)
   p = infill.plan(song, spec, inf.tokenizer, inf.model_cfg, mask=mask, song_rate=song_rate,
-                  step=int(gen.grids.step))
+                  step=int(gen.grids.step), allow_shift=allow_shift)
   logging.info('generate: %d x %d span(s) of %s with the %s %s checkpoint of step %d',
                opts.num_samples, len(spans), song_path, inf.stage, inf.checkpoint, inf.step)
   t0 = time.perf_counter()
-  samples = gen.infill(song, spec, mask=mask, song_rate=song_rate, progress=lambda d, t: (
+  samples = gen.infill(song, spec, mask=mask, song_rate=song_rate, allow_shift=allow_shift,
+                       progress=lambda d, t: (
       logging.info('generate: %d / %d span rows decoded (%.1f s)', d, t,
                    time.perf_counter() - t0)))
   seconds = time.perf_counter() - t0
@@ -84,7 +83,7 @@ def run(workdir: str, song_path: str, spec: str, output: str, *, stage: Optional
                 options=generate._options_dict(opts),  # pylint: disable=protected-access
                 song=str(song_path), verse=verse, regenerate=spec, spans=p.describe(),
                 workdir=str(workdir), stage=inf.stage, checkpoint=inf.checkpoint,
-                step=int(inf.step), plot=bool(plot), mask=mask)
+                step=int(inf.step), plot=bool(plot), mask=mask, allow_shift=bool(allow_shift))
   atomic.write_json(pathlib.Path(output) / 'generate.json', report)
   print(f'generate: {report["num_samples"] - report["num_invalid"]} / {report["num_samples"]} '
         f'infilled songs written to {output} in {seconds:.1f} s', flush=True)
@@ -112,6 +111,7 @@ def write(samples, name: str, output: str, *, plot: bool = False) -> dict:
                             title=f'{name} (sample {smp.sample}, regenerated notes in red)',
                             highlight=smp.regenerated)
       entry.update(notes=smp.song.num_notes, regenerated_notes=int(np.sum(smp.regenerated)),
+                   shift_bars=smp.shift_bars,
                    pitch_min=int(smp.song.pitch.min()), pitch_max=int(smp.song.pitch.max()),
                    ticks=int(smp.song.offset.max()))
     entries.append(entry)

@@ -88,7 +88,8 @@ def test_a_span_without_room_is_a_one_line_error():
   song = make_song([60, 62, 64, 65], [0, 480, 520, 960], [480, 40, 40, 480], [0, 1, 2, 3],
                    ['a', 'b', 'c', 'd'])
   with pytest.raises(ValueError, match=r"^--regenerate syllables:2-3: 2 syllables need 600 "
-                     r"ticks between the kept notes, there are 480 \(ticks 480..960\)$") as e:
+                     r"ticks between the kept notes, there are 480 \(ticks 480..960\); "
+                     r"--allow_shift lets it move the rest$") as e:
     infill.plan(song, 'syllables:2-3', tok, CFG, step=300)
   assert '\n' not in str(e.value)
   assert infill.plan(song, 'syllables:2-3', tok, CFG).start_tick == [480]
@@ -216,3 +217,89 @@ def test_thousand_constrained_samples_from_an_untrained_model_are_valid():
         bad.append((draw, smp.sample, str(e)[:200]))
   assert total == 1000
   assert bad == []
+
+
+def test_allow_shift_moves_the_rest_by_whole_bars():
+  """Syllables 2-4 squeezed into 60 ticks: refused without --allow_shift; with it every sample
+  is valid, the notes before stay as they are and the rest moves by whole bars: by at least one
+  after span 1, and by span 2's own move after span 2 (an untrained model drifts far)."""
+  gen = _generator(num_samples=20, batch_size=20, seed=2)
+  song = make_song([60, 62, 64, 65, 67, 69, 71, 72], [0, 480, 500, 520, 540, 1020, 1500, 1980],
+                   [480, 20, 20, 20, 480, 480, 480, 480], list(range(8)), list('abcdefgh'))
+  spec = 'syllables:2-4,syllable:7'
+  with pytest.raises(ValueError, match='3 syllables need 150 ticks'):
+    gen.infill(song, spec)
+  bar = 1920
+  for smp in gen.infill(song, spec, allow_shift=True):
+    out, regen = smp.song, smp.regenerated
+    assert out is not None, smp.reason
+    k, k2 = smp.shift_bars
+    assert k >= 1 and k2 >= 0
+    assert out.note_syllable[regen].tolist()[0] == 1 and set(out.note_syllable[regen]) == {1, 2,
+                                                                                          3, 6}
+    kept = np.flatnonzero(~regen)
+    assert out.onset[kept[0]] == 0 and out.offset[kept[0]] == 480
+    moved = dict(zip(out.note_syllable[kept].tolist(), out.onset[kept].tolist()))
+    assert [moved[i] for i in (4, 5, 7)] == [540 + k * bar, 1020 + k * bar,
+                                             1980 + (k + k2) * bar]
+    np.testing.assert_array_equal(out.duration[kept], [480] * 4)
+    np.testing.assert_array_equal(out.pitch[kept], [60, 67, 69, 72])
+    first_new = np.flatnonzero(regen)[0]
+    assert out.onset[first_new] >= 480
+    span2 = np.flatnonzero(regen & (out.note_syllable == 6))
+    assert out.onset[span2[0]] >= 1020 + k * bar + 480 and out.offset[span2[-1]] <= (
+        1980 + (k + k2) * bar)
+
+
+def test_moved_kept_notes_are_moved_in_the_prompt_of_later_spans():
+  tok, _, _ = tiny()
+  song = make_song([60, 62, 64, 65, 67, 69, 71, 72], [0, 480, 500, 520, 540, 1020, 1500, 1980],
+                   [480, 20, 20, 20, 480, 480, 480, 480], list(range(8)), list('abcdefgh'))
+  p = infill.plan(song, 'syllables:2-4,syllable:7', tok, CFG, allow_shift=True)
+  assert p.a_note.tolist() == [-1] * 11 + [0, -1, 4, 5, -1, 7, -1]  # [BOS] 8 [EOS] [BOS] ...
+  shift = np.zeros((1, 8), np.int64)
+  shift[0, 4:] = 2 * 1920
+  got = infill._prompts(p, 1, [[]], 32, shift)['tokens'][0, :18, tk.F.bar]
+  want = p.part_a['tokens'][:, tk.F.bar] + np.where(p.a_note >= 4, 2, 0)
+  np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize('chain', [False, True], ids=['independent', 'chain'])
+def test_cached_infill_decoding_matches_the_full_pass(chain, monkeypatch):
+  """Each step's logits of both spans equal the model's full pass over the pre-training example
+  of the infilled song (Part A, then [SEP] notes per span in song order): the prompts (earlier
+  span's rows, padding before the SEP, position and block ids) are the training layout."""
+  import jax
+  from flax import nnx
+  from songglm_jax.data import layout
+  from tests.model.test_decode import CHAIN_CFG
+  cfg = CHAIN_CFG if chain else CFG
+  tok, graphdef, params = tiny(cfg=cfg)
+  gen = generation.Generator(cfg, tok.field_sizes, tok, graphdef, params,
+                             generation.GenerateOptions(num_samples=1, batch_size=1, seed=4))
+  calls = []
+  plain = decode_lib.decode
+
+  def recording(*args, **kw):
+    out = plain(*args, **{**kw, 'record_logits': True})
+    calls.append(jax.device_get(out))
+    return out
+  monkeypatch.setattr(decode_lib, 'decode', recording)
+  song = _song(16, [1] * 16)
+  (smp,) = gen.infill(song, 'syllables:2-3,syllables:7-8')
+  out = smp.song
+  ex = layout.glm_layout(masking.RecordBatch.from_records([_record(out, tok)],
+                                                          np.zeros(1, np.uint64)),
+                         smp.regenerated, long_mask=np.zeros(1, bool),
+                         finetune=np.zeros(1, bool), shuffle=False).example(0)
+  ex['segment_ids'] = np.ones(len(ex['position_ids']), np.int32)
+  full = nnx.merge(graphdef, params)({k: v[None] for k, v in ex.items()})
+  seps = np.flatnonzero(ex['block_position_ids'] == 1)
+  assert len(calls) == 2 and len(seps) == 2
+  for call, sep in zip(calls, seps):
+    n = int(call.num_notes[0])
+    assert n >= 2 and call.stopped[0]
+    for f in cfg.target_fields:
+      m = n + 1 if not chain or f == 'word_id' else n
+      np.testing.assert_allclose(call.logits[f][0, :m], np.asarray(full[f][0, sep:sep + m]),
+                                 atol=1e-5, rtol=1e-5, err_msg=f)

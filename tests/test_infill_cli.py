@@ -76,18 +76,19 @@ def test_infill_writes_samples_with_kept_notes_unchanged(workdir, song_file, tmp
 
 def test_cli_regenerates_a_phrase(workdir, song_file, tmp_path):
   r = _cli(f'--workdir={workdir}', f'--song={song_file}', '--regenerate=phrases:1-2',
-           f'--output={tmp_path}', '--num_samples=1', '--checkpoint=latest')
+           f'--output={tmp_path}', '--num_samples=1', '--checkpoint=latest', '--allow_shift')
   assert r.returncode == 0, r.stderr[-2000:]
   assert f'{song_file.stem} sample 0: ' in r.stdout
   report = json.loads((tmp_path / 'generate.json').read_text())
   assert report['num_invalid'] == 0 and report['spans'][0]['phrases'] == [1, 2]
+  assert report['allow_shift'] and report['songs'][0]['shift_bars'][0] >= 0
   assert (tmp_path / 'sample_0' / f'{song_file.stem}.musicxml').is_file()
 
 
 @pytest.mark.parametrize('flags, message', [
     (['--regenerate=phrase:99'], "--regenerate: 'phrase:99': phrase 99 does not exist; the song "
                                  'has '),
-    (['--regenerate=phrase:1', '--allow_shift'], '--allow_shift: not implemented; '),
+    (['--allow_shift'], '--song and --regenerate go together'),
     (['--regenerate=phrase:1', '--lyrics=la la'], '--song takes its lyrics from the song; drop '
                                                   '--lyrics'),
     ([], '--song and --regenerate go together'),

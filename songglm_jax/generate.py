@@ -4,6 +4,8 @@ r"""Lyrics -> songs on disk with a trained workdir.
         --lyrics_from=DIR) --output=OUT [--num_samples=N] [--seed=S] [--temperature=T]
         [--top_k=K] [--top_p=P] [--formats=mid,musicxml,png] [--stage=finetune]
         [--checkpoint=best|latest] [--noconstrained] [--language=en] [--title=T]
+    python -m songglm_jax.generate --workdir=W --song=IN.mid --regenerate=SPEC --output=OUT ...
+        (infilling: keep the song's notes but the SPEC's; see infill_cli.py)
 
 Writes, for K = 0 .. N-1, the ``--formats`` (default ``mid,musicxml,png``) of each song:
 ``OUT/sample_K/NAME.mid`` (one lyric event per syllable at its first note),
@@ -70,6 +72,12 @@ def define_flags() -> None:
   flags.DEFINE_string('language', 'en', 'language of text lyrics (a pyphen dictionary: en, de, '
                       'fr, es, ...)')
   flags.DEFINE_string('title', None, 'title written into the scores (default: from the lyrics)')
+  flags.DEFINE_string('song', None, 'infill this song (MIDI/MusicXML with lyrics): keep its '
+                      'notes but those --regenerate names (infill_cli.py)')
+  flags.DEFINE_string('regenerate', None, 'with --song: phrase:3, phrases:2-4, syllables:10-17, '
+                      'bars:5-8, several joined by ","')
+  flags.DEFINE_boolean('allow_shift', False, 'with --song: a span may run past the next kept '
+                       'note; the rest of the song then moves by whole bars')
 
 
 def parse_field_values(text: Optional[str], cast, base: dict) -> Optional[dict]:
@@ -424,6 +432,19 @@ def main(argv):
   del argv
   if not FLAGS.workdir or not FLAGS.output:
     raise ValueError('--workdir and --output are required')
+  if FLAGS.song or FLAGS.regenerate or FLAGS.allow_shift:  # infilling (infill_cli.py)
+    from songglm_jax import infill_cli  # pylint: disable=import-outside-toplevel
+    infill_cli.check_flags(FLAGS.song, FLAGS.regenerate, {
+        '--lyrics': FLAGS.lyrics, '--lyrics_file': FLAGS.lyrics_file,
+        '--lyrics_from': FLAGS.lyrics_from, '--title': FLAGS.title})
+    infill_cli.run(FLAGS.workdir, FLAGS.song, FLAGS.regenerate, FLAGS.output, stage=FLAGS.stage,
+                   checkpoint=FLAGS.checkpoint,
+                   plot='png' in parse_formats(FLAGS.formats, FLAGS.plot),
+                   allow_shift=FLAGS.allow_shift,
+                   num_samples=FLAGS.num_samples,
+                   seed=FLAGS.seed, constrained=FLAGS.constrained,
+                   temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p)
+    return
   run(FLAGS.workdir, FLAGS.output, stage=FLAGS.stage, checkpoint=FLAGS.checkpoint,
       text=FLAGS.lyrics, text_file=FLAGS.lyrics_file, songs_from=FLAGS.lyrics_from,
       formats=FLAGS.formats, plot=FLAGS.plot, num_samples=FLAGS.num_samples, seed=FLAGS.seed,

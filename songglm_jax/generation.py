@@ -294,6 +294,13 @@ class Generator:
         progress(min(start + o.batch_size, len(todo)), len(todo))
     return self._assemble(lyrics, units, decoded)
 
+  def infill(self, song: Song, spans, options: Optional[GenerateOptions] = None, **kw):
+    """Regenerate ``spans`` of ``song`` (a SPEC string such as ``'phrase:3,bars:5-8'`` or 0-based
+    ``(first, end)`` syllable ranges), keeping every other note: ``infill.infill`` (its module
+    docstring says how), with ``options`` (default: this generator's)."""
+    from songglm_jax import infill as infill_lib  # pylint: disable=import-outside-toplevel
+    return infill_lib.infill(self, song, spans, options, **kw)
+
   def _assemble(self, lyrics, units, decoded) -> list[list[Sample]]:
     o = self.options
     out = [[Sample(i, k, None) for k in range(o.num_samples)] for i in range(len(lyrics))]

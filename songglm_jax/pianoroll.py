@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from typing import Optional
 
 import numpy as np
 
@@ -19,9 +20,11 @@ def pitch_name(midi: int) -> str:
   return f'{_NAMES[midi % 12]}{midi // 12 - 1}'
 
 
-def plot_song(song: Song, path: str | os.PathLike, *, title: str = '') -> None:
+def plot_song(song: Song, path: str | os.PathLike, *, title: str = '',
+              highlight: Optional[np.ndarray] = None) -> None:
   """Write a PNG piano roll: one bar per note (x: quarter notes, y: MIDI pitch), bar lines,
-  each syllable written above its first note, phrases in alternating colours."""
+  each syllable written above its first note, phrases in alternating colours; with
+  ``highlight`` (bool [N], e.g. infilled notes) those notes in red."""
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=import-outside-toplevel
@@ -33,7 +36,9 @@ def plot_song(song: Song, path: str | os.PathLike, *, title: str = '') -> None:
   colours = ('tab:blue', 'tab:orange')
   phrase = song.note_phrase
   ax.barh(song.pitch, dur, left=on, height=0.8, align='center',
-          color=[colours[p % 2] for p in phrase], edgecolor='black', linewidth=0.4)
+          color=['tab:red' if h else colours[p % 2] for p, h in zip(
+              phrase, np.zeros(len(phrase), bool) if highlight is None else highlight)],
+          edgecolor='black', linewidth=0.4)
   first = song.syllable_first_note
   for s, i in enumerate(first.tolist()):
     ax.text(on[i], song.pitch[i] + 0.6, song.syllables[s], fontsize=7, rotation=45,

@@ -274,6 +274,6 @@ def decode(graphdef: nnx.GraphDef, params, prompts: dict, rows: Rows, grids: Gri
                             cache, valid, pos)
     return t + 1, st, h, note[:, NOTE_COLUMNS.index('bar')], cache, valid, notes, rec
 
-  carry = (jnp.int32(0), initial_state(b), h, input_bar, cache, valid, notes, rec)
+  carry = (jnp.int32(0), initial_state(b, rows), h, input_bar, cache, valid, notes, rec)
   _, st, _, _, _, _, notes, rec = jax.lax.while_loop(cond, body, carry)
   return Decoded(notes=notes, num_notes=st.num_notes, stopped=st.stopped, logits=rec)

@@ -32,6 +32,11 @@ note), ``S`` the row's syllable count, ``L`` its bar length in ticks and ``cap =
   the widest gap from a tick to the next grid point, 20). Hence a valid choice exists at every
   step and bars never run out. (Needs ``L`` a multiple of the 120-tick grid period.)
 
+Infilling one span (``infill.py``; ``Rows.first_word`` / ``start_tick`` / ``end_tick`` set): the
+same rules with ``w`` starting at ``first_word - 1``, the previous end at ``start_tick`` and
+``cap`` replaced by ``end_tick``, so the span sings exactly syllables ``first_word .. S - 1``
+between the kept notes around it.
+
 Special ids (PAD, BOS, MASK, ...) are never allowed in a constrained note.
 """
 
@@ -112,6 +117,12 @@ class Rows(NamedTuple):
   pitch_high: jax.Array
   max_per_syllable: jax.Array
   max_bar_advance: jax.Array
+  # Infilling one span (``infill.py``); None: a whole song. The row sings syllables
+  # ``first_word .. num_syllables - 1``, its first onset at or after ``start_tick`` and every end
+  # at or before ``end_tick`` (both multiples of tk.GRID_UNIT) instead of 0 and ``cap``.
+  first_word: Optional[jax.Array] = None
+  start_tick: Optional[jax.Array] = None
+  end_tick: Optional[jax.Array] = None
 
 
 class State(NamedTuple):
@@ -124,10 +135,14 @@ class State(NamedTuple):
   stopped: jax.Array    # bool: it ended by the stopping rule (not by the note budget)
 
 
-def initial_state(batch: int) -> State:
+def initial_state(batch: int, rows: Optional[Rows] = None) -> State:
+  """Before the first note: word ``first_word - 1`` (-1 for a whole song), end ``start_tick``
+  (0)."""
   z = jnp.zeros((batch,), jnp.int32)
   f = jnp.zeros((batch,), bool)
-  return State(word=z - 1, count=z, end=z, num_notes=z, done=f, stopped=f)
+  word = z - 1 if rows is None or rows.first_word is None else rows.first_word - 1
+  end = z if rows is None or rows.start_tick is None else rows.start_tick
+  return State(word=word, count=z, end=end, num_notes=z, done=f, stopped=f)
 
 
 def sample_width(size: int, top_k: int, top_p: float) -> int:
@@ -173,13 +188,13 @@ def _onset_floor(end: jax.Array, grids: Grids) -> jax.Array:
 def constrained_masks(st: State, rows: Rows, grids: Grids, t, max_notes: int, sizes):
   """Closures giving each field's allowed ids [B, V] from the fields drawn before it."""
   s, big_l = rows.num_syllables, rows.bar_ticks
-  cap = (sizes['bar'] - NS) * big_l
+  cap = (sizes['bar'] - NS) * big_l if rows.end_tick is None else rows.end_tick
   w = st.word
 
   def word():
     raw = jnp.arange(sizes['word_id'])[None] - NS
     left = s - 1 - w  # syllables still without a note if this note stays on w
-    stay = ((w >= 0) & (st.count < rows.max_per_syllable) & (max_notes - t - 1 >= left)
+    stay = ((st.num_notes > 0) & (st.count < rows.max_per_syllable) & (max_notes - t - 1 >= left)
             & (st.end + grids.step * (left + 1) <= cap))
     move = (w + 1 <= s - 1) & (t < max_notes)
     sep = (w == s - 1)

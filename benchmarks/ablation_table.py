@@ -174,10 +174,11 @@ def render(runs: dict, settings: dict, command: str, seeds: list[int]) -> str:
           'pre-training, 900 fine-tuning songs).' if settings['base'] == 'songglm_sample' else
           ' (a smoke run, not the table).'),
       f'- Budget per run, the same for every row: {p} pre-training + {f} fine-tuning steps of '
-      f'{batch} (`scratch`: the {f} fine-tuning steps only). That is ~1/8.5 of the '
-      'songglm_sample config\'s 600 + 250 steps, so the whole table (11 rows x 2 seeds) fits in '
-      '~4 hours on a 2-core CPU; at this budget some of the paper\'s differences may not show, '
-      'and the last column says which do.',
+      f'{batch} (`scratch`: the {f} fine-tuning steps only), 1/{850 / (p + f):.1f} of the '
+      'songglm_sample config\'s 600 + 250 steps. 70 + 30 (the default) is chosen so that the '
+      'whole table (11 rows x 2 seeds) fits in ~4 hours on a 2-core CPU: ~5.5 min of training '
+      '(~3.3 s a step) and ~5-7 min of singing and evaluating 10 sample sets a run. At this '
+      'budget some of the paper\'s differences may not show; the last column says which do.',
       '- Same data, seed list and generation settings for every row: `config.generate` of the '
       'base (temperature 0.9, top-k 10 per field, constrained decoding), the checkpoint with the '
       'lowest held-out loss (evaluated at the end of each stage at this budget).',

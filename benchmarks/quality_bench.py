@@ -91,12 +91,14 @@ def _stage_seconds(work: pathlib.Path, stage: str) -> float | None:
   return end - (d / 'config.json').stat().st_mtime
 
 
-def run_stages(config, work: pathlib.Path) -> tuple[dict, dict]:
+def run_stages(config, work: pathlib.Path, names=STAGES) -> tuple[dict, dict]:
+  """Run the stages ``names`` (default: prepare, pretrain, finetune) in ``work``, each keeping
+  what is finished; returns the wall time of each and where the figure comes from."""
   from songglm_jax import stages
   record = work / 'quality' / 'stage_seconds.json'
   known = json.loads(record.read_text()) if record.is_file() else {}
   seconds, source = {}, {}
-  for stage in STAGES:
+  for stage in names:
     marker = (work / 'data' / 'pretrain' / 'report.json' if stage == 'prepare'
               else work / stage / 'checkpoints')
     before = _fingerprint(marker)

@@ -2,12 +2,32 @@
 
     python -m songglm_jax.main --config=configs/ablations.py:VARIANT[,BASE] --workdir=W ...
 
-VARIANT:
-  no_alignment      no 2D alignment encoding (word_id and phrase_id embeddings off)
-  no_2d_positions   GLM positions without the intra-span (block position) dimension
+VARIANT (the paper's row in brackets; benchmarks/ablation_bench.py runs them all):
+  full              the base config unchanged [SongGLM_small]
+  scratch           no pre-training: stages without pretrain, finetune.init_from='none'
+                    [Scratch]
+  clm               left-to-right pre-training [CLM]. In this GLM framework: the song-level
+                    task only, with song_rate=1.0 -- every pre-training example masks the whole
+                    melody as one span and predicts it left to right given the lyrics (Part A:
+                    the syllables and the long-span cue LMASK), i.e. a causal language model of
+                    the notes conditioned on the lyrics, with the same model and 2D encodings
+  no_alignment      no 2D alignment encoding [- 2D alignment]: no word_id / phrase_id embedding
+                    tables and no word_id output head (word_id leaves model.target_fields), so
+                    the model never sees nor predicts which syllable a note is sung on. The
+                    decoder then assigns notes to syllables without the alignment head: one note
+                    per syllable in order, stopping after the last syllable
+                    (model/sampling.py, next_syllable)
+  no_2d_positions   GLM positions without the intra-span (block position) dimension (ours)
   random_spans      no harmonized n-gram lexicon: the word-level tasks mask T5-style random
                     spans (mean 5 notes) instead (the data is prepared without span lists)
-  single_objective  one pre-training task (word-level n-grams; phrase and song tasks off)
+                    [Random spans]
+  ngram_only        the word-level n-gram tasks only (phrase and song tasks off)
+                    [Harmonized n-gram only]; alias: single_objective
+  no_smr            n-gram spans from the SRR lexicon only: task ngram_smr off, its weight
+                    moved to ngram_srr (the word level keeps its share of examples) [- SMR]
+  no_srr            n-gram spans from the SMR lexicon only (the mirror image) [- SRR]
+  phrase_only       the phrase task only [Phrase only]
+  long_span_only    the song-level (long span, song_rate 0.5) task only [Long span only]
 BASE: paper_small (default), paper_base, default (tiny, CPU) or songglm_sample.
 
 Each variant needs its own workdir (random_spans also prepares its own data).
@@ -15,9 +35,32 @@ Each variant needs its own workdir (random_spans also prepares its own data).
 
 import importlib
 
+TASKS = ('ngram_smr', 'ngram_srr', 'phrase', 'song')
+
+
+def _full(c):
+  del c
+
+
+def _scratch(c):
+  c.stages = ','.join(s.strip() for s in str(c.stages).split(',')
+                      if s.strip() and s.strip() != 'pretrain')
+  c.finetune.init_from = 'none'
+
+
+def _only(c, *tasks):
+  c.pipeline.task_weights.update({t: 1.0 if t in tasks else 0.0 for t in TASKS})
+
+
+def _clm(c):
+  _only(c, 'song')
+  c.pipeline.song_rate = 1.0
+
 
 def _no_alignment(c):
   c.model.update(use_word_ids=False, use_phrase_ids=False)
+  c.model.target_fields = ','.join(f.strip() for f in str(c.model.target_fields).split(',')
+                                   if f.strip() and f.strip() != 'word_id')
 
 
 def _no_2d_positions(c):
@@ -28,12 +71,33 @@ def _random_spans(c):
   c.data.fit_lexicon = False
 
 
-def _single_objective(c):
+def _ngram_only(c):
   c.pipeline.task_weights.update(phrase=0.0, song=0.0)
 
 
-VARIANTS = {'no_alignment': _no_alignment, 'no_2d_positions': _no_2d_positions,
-            'random_spans': _random_spans, 'single_objective': _single_objective}
+def _without(c, lexicon, other):
+  # The word-level objective keeps its share of the examples: the other lexicon's task takes
+  # the removed task's weight.
+  w = c.pipeline.task_weights
+  w[f'ngram_{other}'] = w[f'ngram_{other}'] + w[f'ngram_{lexicon}']
+  w[f'ngram_{lexicon}'] = 0.0
+
+
+def _no_smr(c):
+  _without(c, 'smr', 'srr')
+
+
+def _no_srr(c):
+  _without(c, 'srr', 'smr')
+
+
+VARIANTS = {
+    'full': _full, 'scratch': _scratch, 'clm': _clm, 'no_alignment': _no_alignment,
+    'no_2d_positions': _no_2d_positions, 'random_spans': _random_spans,
+    'ngram_only': _ngram_only, 'single_objective': _ngram_only, 'no_smr': _no_smr,
+    'no_srr': _no_srr, 'phrase_only': lambda c: _only(c, 'phrase'),
+    'long_span_only': lambda c: _only(c, 'song'),
+}
 
 
 def get_config(arg: str = ''):

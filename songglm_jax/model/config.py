@@ -125,6 +125,12 @@ class ModelConfig:
       bad('target_fields', f'distinct names from {tokenizer.FIELDS}')
 
   @property
+  def word_head(self) -> bool:
+    """The model predicts each note's syllable (the alignment head); without it the decoder
+    sings one note per syllable (``model/sampling.py``)."""
+    return 'word_id' in self.target_fields
+
+  @property
   def head_dim(self) -> int:
     return self.d_model // self.num_heads
 

@@ -220,7 +220,10 @@ def decode(graphdef: nnx.GraphDef, params, prompts: dict, rows: Rows, grids: Gri
     row_keys: PRNG keys [B] (``jax.random.key``), one per row.
     max_notes: note budget per row (static; with constraints it must be >= every row's S).
     constrained: apply the constraints of ``model/sampling.py`` (else sample freely).
-    record_logits: also return every step's logits (for tests).
+    record_logits: also return every step's logits (for tests; the fields with a head).
+
+  A model without a ``word_id`` head (``config.model.target_fields``) sings one note per
+  syllable in order and stops after the last (``sampling.next_syllable``).
 
   Returns:
     :class:`Decoded`.
@@ -231,7 +234,12 @@ def decode(graphdef: nnx.GraphDef, params, prompts: dict, rows: Rows, grids: Gri
   b, p = prompts['segment_ids'].shape
   h, kv = model.encode(prompts)
   h = h[:, -1]
-  sizes = {f: int(model.heads[f].bias.shape[0]) for f in NOTE_COLUMNS}
+  forced_words = not cfg.word_head  # no alignment head: one note per syllable (sampling.py)
+  missing = [f for f in NOTE_COLUMNS if f not in model.heads and f != 'word_id']
+  if missing:
+    raise ValueError(f'decode: the model has no output head for {missing} '
+                     '(config.model.target_fields)')
+  sizes = {f: int(model.heads[f].bias.shape[0]) for f in NOTE_COLUMNS if f in model.heads}
   input_bar = prompts['tokens'][:, -1, tk.F.bar]  # the SEP row
   classes = (phrase_position.lyric_classes(prompts['tokens'], prompts['phrase_ids'],
                                            prompts['segment_ids'])
@@ -248,7 +256,7 @@ def decode(graphdef: nnx.GraphDef, params, prompts: dict, rows: Rows, grids: Gri
   valid = jnp.pad(prompts['segment_ids'] != 0, [(0, 0), (0, max_notes)])
   notes = jnp.zeros((b, max_notes, len(NOTE_COLUMNS)), jnp.int32)
   blocks = _unstack_blocks(model)
-  rec = ({f: jnp.zeros((b, max_notes + 1, sizes[f]), jnp.float32) for f in NOTE_COLUMNS}
+  rec = ({f: jnp.zeros((b, max_notes + 1, sizes[f]), jnp.float32) for f in sizes}
          if record_logits else None)
 
   def cond(carry):
@@ -261,7 +269,8 @@ def decode(graphdef: nnx.GraphDef, params, prompts: dict, rows: Rows, grids: Gri
     used = {} if rec is not None else None
     note, is_note, st = sample_note(keys, step_logits(model, h, input_bar, sizes, syllables),
                                     st, rows, grids, settings, t, max_notes=max_notes,
-                                    constrained=constrained, record=used)
+                                    constrained=constrained, record=used,
+                                    forced_words=forced_words)
     if rec is not None:
       rec = {f: rec[f].at[:, t].set(used[f].astype(jnp.float32)) for f in rec}
     slot = jnp.minimum(t, max_notes - 1)

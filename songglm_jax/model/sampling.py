@@ -38,6 +38,12 @@ same rules with ``w`` starting at ``first_word - 1``, the previous end at ``star
 between the kept notes around it.
 
 Special ids (PAD, BOS, MASK, ...) are never allowed in a constrained note.
+
+Without an alignment head (a model whose ``target_fields`` lack ``word_id``: the "- 2D alignment"
+ablation, ``configs/ablations.py:no_alignment``) the word id is not sampled but forced
+(:func:`next_syllable`): one note per syllable in order, and SEP -- the stop -- after the last
+syllable's note. The other fields are drawn as above (constrained or not), so such a row is a
+valid song whenever the constraints are on.
 """
 
 from __future__ import annotations
@@ -233,9 +239,16 @@ def constrained_masks(st: State, rows: Rows, grids: Grids, t, max_notes: int, si
   return word, after
 
 
+def next_syllable(st: State, rows: Rows) -> jax.Array:
+  """The forced word id token [B] of a model without an alignment head: the syllable after the
+  previous note's (0 for the first note), SEP once the last syllable has its note."""
+  nxt = st.word + 1
+  return jnp.where(nxt <= rows.num_syllables - 1, nxt + NS, tk.SEP).astype(jnp.int32)
+
+
 def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array] | ChainLogits, st: State,
                 rows: Rows, grids: Grids, settings: Settings, t, *, max_notes: int,
-                constrained: bool, record: Optional[dict] = None
+                constrained: bool, record: Optional[dict] = None, forced_words: bool = False
                 ) -> tuple[jax.Array, jax.Array, State]:
   """Sample note ``t`` of every row.
 
@@ -249,6 +262,8 @@ def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array] | ChainLogits, 
     st: the state before note ``t``.
     t: int32 scalar, index of the note being sampled (0 .. max_notes; at ``max_notes`` only the
       stop is possible).
+    forced_words: the model has no ``word_id`` head (``logits`` holds none): the word id is
+      :func:`next_syllable`, not sampled (module docstring).
 
   Returns:
     (note int32 [B, 5] token ids in :data:`NOTE_COLUMNS` order, is_note bool [B] -- the row
@@ -262,11 +277,12 @@ def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array] | ChainLogits, 
       record[field] = lg
     return lg
 
+  drawn = tuple(f for f in NOTE_COLUMNS if not (forced_words and f == 'word_id'))
   sizes = {f: (int(logits.sizes[f]) if isinstance(logits, ChainLogits) else logits[f].shape[-1])
-           for f in NOTE_COLUMNS}
+           for f in drawn}
   col = {f: NOTE_COLUMNS.index(f) for f in NOTE_COLUMNS}
   width = max(sample_width(sizes[f], settings.top_k[col[f]], settings.top_p[col[f]])
-              for f in NOTE_COLUMNS)
+              for f in drawn)
   # One Gumbel draw for all fields of a row (one threefry call per step instead of one per field).
   noise = jax.vmap(lambda k: jax.random.gumbel(k, (len(NOTE_COLUMNS), width)))(keys)
 
@@ -280,9 +296,11 @@ def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array] | ChainLogits, 
   live = ~st.done
   everything = lambda f: jnp.ones((1, sizes[f]), bool)
   big_l = rows.bar_ticks
+  if forced_words:
+    given['word_id'] = next_syllable(st, rows)
   if constrained:
     word_mask, after = constrained_masks(st, rows, grids, t, max_notes, sizes)
-    word_id = draw('word_id', word_mask(), live)
+    word_id = given['word_id'] if forced_words else draw('word_id', word_mask(), live)
     note_live = live & (word_id != tk.SEP)
     bar_m, pos_m, dur_m, pitch_m = after(word_id - NS)
     bar = draw('bar', bar_m(), note_live)
@@ -291,7 +309,7 @@ def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array] | ChainLogits, 
     dur = draw('duration', dur_m(onset), note_live)
     pitch = draw('pitch', pitch_m(), note_live)
   else:
-    word_id = draw('word_id', everything('word_id'), live)
+    word_id = given['word_id'] if forced_words else draw('word_id', everything('word_id'), live)
     note_live = live & (word_id != tk.SEP)
     bar, pos, dur, pitch = [draw(f, everything(f), note_live)
                             for f in ('bar', 'position', 'duration', 'pitch')]

@@ -29,6 +29,11 @@ CFG = ModelConfig(d_model=32, num_layers=2, num_heads=4, d_ff=64, dropout_rate=0
 CHAIN_CFG = dataclasses.replace(CFG, field_conditioning='chain', chain_hidden=16)
 PHRASE_CFG = dataclasses.replace(CHAIN_CFG, phrase_position=True)
 SYLLABLE_CFG = dataclasses.replace(PHRASE_CFG, note_syllable_stress=True)
+# The "- 2D alignment" ablation: no word/phrase id tables, no word_id head.
+NO_ALIGN_CFG = dataclasses.replace(CFG, use_word_ids=False, use_phrase_ids=False,
+                                   target_fields=('bar', 'position', 'duration', 'pitch'))
+NO_ALIGN_CHAIN_CFG = dataclasses.replace(NO_ALIGN_CFG, field_conditioning='chain',
+                                         chain_hidden=16)
 ROWS, LENGTH, MAX_NOTES = 10, 32, 80  # one decoder shape for most tests: one compilation
 
 
@@ -83,9 +88,11 @@ def _notes(out, b):
   return np.asarray(out.notes[b, :int(out.num_notes[b])])
 
 
-@pytest.mark.parametrize('cfg', [CFG, CHAIN_CFG, PHRASE_CFG, SYLLABLE_CFG],
+@pytest.mark.parametrize('cfg', [CFG, CHAIN_CFG, PHRASE_CFG, SYLLABLE_CFG, NO_ALIGN_CFG,
+                                 NO_ALIGN_CHAIN_CFG],
                          ids=['independent', 'chain', 'chain_phrase_position',
-                              'chain_phrase_position_stress'])
+                              'chain_phrase_position_stress', 'no_alignment',
+                              'no_alignment_chain'])
 def test_cached_decoding_matches_full_forward_pass(cfg):
   """Each step's logits equal the model's full pass over the fine-tuning example of the finished
   song (Part A + SEP + notes): tolerance 1e-5 (float32; measured ~1e-7). With the field chain,
@@ -244,3 +251,24 @@ def test_chain_decoding_gives_valid_songs():
 def test_sample_order_is_the_chain_order():
   from songglm_jax.model import chain
   assert sampling.SAMPLE_ORDER == chain.CHAIN
+
+
+@pytest.mark.parametrize('cfg', [NO_ALIGN_CFG, NO_ALIGN_CHAIN_CFG], ids=['independent', 'chain'])
+@pytest.mark.parametrize('constrained', [True, False])
+def test_without_a_word_head_one_note_per_syllable_then_stop(cfg, constrained):
+  """No alignment head: word ids are forced to 0, 1, ..., S - 1 and the row stops after the last
+  syllable; constrained rows are valid songs (unconstrained ones may break the time rules)."""
+  tok, _, _ = tiny(cfg=cfg)
+  assert not cfg.word_head and CFG.word_head
+  lyrics, rows_l, out = _decode(_lyrics(), cfg=cfg, seed=4, constrained=constrained)
+  assert 'word_id' not in out.logits
+  assert out.stopped.all()
+  for b, lyr in enumerate(lyrics):
+    notes = _notes(out, b)
+    assert notes[:, 4].tolist() == list(range(tk.NUM_SPECIAL, tk.NUM_SPECIAL + lyr.num_syllables))
+    assert (out.notes[b, len(notes):] == tk.PAD).all()
+    if constrained:
+      assert generation.invalid_reason(out.notes[b], int(out.num_notes[b]), bool(out.stopped[b]),
+                                       lyr.num_syllables, lyr.bar_ticks, tok, (36, 96)) is None
+      song = generation.notes_to_song(lyr, rows_l[b], notes, tok)
+      assert song.notes_per_syllable.tolist() == [1] * lyr.num_syllables

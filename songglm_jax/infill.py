@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from songglm_jax import generation
+from songglm_jax.generation_rules import GenerateOptions, invalid_reason
 from songglm_jax.data import layout, masking, records
 from songglm_jax.data import tokenizer as tk
 from songglm_jax.infill_spec import Span, parse_spec, spans_from_ranges
@@ -244,7 +244,7 @@ def span_invalid_reason(notes: np.ndarray, num: int, stopped: bool, p: Plan, j: 
   shifted = np.array(notes[:num], np.int64)
   shifted[:, 4] -= sp.first
   shifted[:, 4] = np.where(shifted[:, 4] < tk.NUM_SPECIAL, -1, shifted[:, 4])
-  reason = generation.invalid_reason(shifted, num, stopped, sp.num_syllables, p.bar_ticks,
+  reason = invalid_reason(shifted, num, stopped, sp.num_syllables, p.bar_ticks,
                                      tokenizer, pitch_range)
   if reason is not None:
     return reason
@@ -296,14 +296,15 @@ def assemble(p: Plan, decoded: Sequence[np.ndarray], tokenizer: tk.Tokenizer,
   return song.replace(syllable_onset=syl_onset, **cat), np.concatenate(regen)
 
 
-def infill(gen: 'generation.Generator', song: Song, spans,
-           options: Optional[generation.GenerateOptions] = None, *, mask: str = 'auto',
+def infill(gen, song: Song, spans,
+           options: Optional[GenerateOptions] = None, *, mask: str = 'auto',
            song_rate: float = 0.5, allow_shift: bool = False,
            progress=None) -> list[InfillSample]:
   """``options.num_samples`` infillings of ``spans`` of ``song`` (``Generator.infill``).
 
   Args:
-    gen: the model (its tokenizer, graphdef and params; ``gen.options`` unless ``options``).
+    gen: a ``generation.Generator`` (its tokenizer, graphdef and params; ``gen.options``
+      unless ``options``).
     song: the song with its lyrics, phrases and stress as the model should see them (a file:
       ``infill_spec.read_song``).
     spans: a SPEC string or 0-based ``(first, end)`` syllable ranges.

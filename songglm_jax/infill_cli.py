@@ -27,7 +27,8 @@ from typing import Any, Optional
 import numpy as np
 from absl import logging
 
-from songglm_jax import atomic, generate, generation, infill, infill_spec
+from songglm_jax import atomic, generation, infill, infill_spec
+from songglm_jax import sample_files
 
 
 def check_flags(song: Optional[str], regenerate: Optional[str], lyric_sources: dict) -> None:
@@ -50,17 +51,17 @@ def run(workdir: str, song_path: str, spec: str, output: str, *, stage: Optional
   from songglm_jax.train import inference as inference_lib  # pylint: disable=import-outside-toplevel
   check_flags(song_path, spec, {})
   atomic.check_output_folder(output, 'output folder')
-  generate.earlier_samples(output)
+  sample_files.earlier_samples(output)
   path = pathlib.Path(workdir) / 'config.json'
   source = inference_lib.read_config(path) if path.is_file() else None
   stress_lookup = str(source.data.stress_lookup) if source is not None and 'data' in source \
       else 'word'
   song, verse = infill_spec.read_song(song_path, stress_lookup=stress_lookup)
   spans = infill_spec.parse_spec(song, spec)  # bad SPECs fail before the load
-  which = generate.checkpoint_choice(source, checkpoint)
-  generate.options(source, **dict(overrides))
+  which = sample_files.checkpoint_choice(source, checkpoint)
+  sample_files.options(source, **dict(overrides))
   inf = inference_lib.load_for_inference(workdir, stage, which=which)
-  opts = generate.options(inf.config, **overrides)
+  opts = sample_files.options(inf.config, **overrides)
   song_rate = float(inf.config.pipeline.song_rate) if 'pipeline' in inf.config else 0.5
   gen = generation.Generator(inf.model_cfg, inf.field_sizes, inf.tokenizer, inf.graphdef,
                              inf.params, opts, prompt_mask=inf.prompt_mask)
@@ -74,13 +75,13 @@ def run(workdir: str, song_path: str, spec: str, output: str, *, stage: Optional
       logging.info('generate: %d / %d span rows decoded (%.1f s)', d, t,
                    time.perf_counter() - t0)))
   seconds = time.perf_counter() - t0
-  for folder in generate.clear_samples(output):
+  for folder in sample_files.clear_samples(output):
     logging.info('generate: removed %s of an earlier run', folder)
   name = pathlib.Path(str(song_path).split('#')[0]).stem
   report = write(samples, name, output, plot=plot)
   new_notes = sum(e.get('regenerated_notes', 0) for e in report['songs'])
   report.update(seconds=seconds, notes_per_s=new_notes / seconds if seconds else 0.0,
-                options=generate._options_dict(opts),  # pylint: disable=protected-access
+                options=sample_files.options_dict(opts),
                 song=str(song_path), verse=verse, regenerate=spec, spans=p.describe(),
                 workdir=str(workdir), stage=inf.stage, checkpoint=inf.checkpoint,
                 step=int(inf.step), plot=bool(plot), mask=mask, allow_shift=bool(allow_shift))
@@ -96,7 +97,7 @@ def write(samples, name: str, output: str, *, plot: bool = False) -> dict:
   out = pathlib.Path(output)
   entries, invalid = [], 0
   for smp in samples:
-    print(generate.summary(smp, name), flush=True)
+    print(sample_files.summary(smp, name), flush=True)
     entry: dict[str, Any] = {'name': name, 'sample': smp.sample, 'valid': smp.song is not None}
     if smp.song is None:
       invalid += 1

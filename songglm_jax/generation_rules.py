@@ -1,0 +1,137 @@
+"""How songs are sampled and what a sung melody must satisfy: :class:`GenerateOptions`
+(``config.generate``'s sampling fields, per note field) and :func:`invalid_reason` (the validity
+rules every decoded row is checked against). Whole-song generation (``generation.py``) and
+infilling (``infill.py``) both build on these; ``generation`` re-exports them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from songglm_jax.data import tokenizer as tk
+from songglm_jax.model import sampling
+
+FIELDS = sampling.NOTE_COLUMNS  # fields with sampling settings
+
+
+def _is_number(v) -> bool:
+  return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateOptions:
+  """How songs are sampled (``config.generate`` mirrors these fields).
+
+  ``temperature``, ``top_k`` and ``top_p`` map each field of :data:`FIELDS` to its setting
+  (temperature <= 0: greedy; top_k 0 and top_p 1.0: off; every value finite). Defaults follow
+  the public SongGLM code: temperature 0.9, top-k 10, 10 samples per song.
+  """
+  num_samples: int = 10
+  seed: int = 0
+  batch_size: int = 20
+  temperature: Mapping[str, float] = dataclasses.field(
+      default_factory=lambda: {f: 0.9 for f in FIELDS})
+  top_k: Mapping[str, int] = dataclasses.field(default_factory=lambda: {f: 10 for f in FIELDS})
+  top_p: Mapping[str, float] = dataclasses.field(default_factory=lambda: {f: 1.0 for f in FIELDS})
+  constrained: bool = True
+  max_notes_per_syllable: int = 8
+  max_notes: int = 512
+  pitch_low: int = 36
+  pitch_high: int = 96
+  max_bar_advance: int = 2
+  velocity: int = 80
+
+  def validate(self) -> None:
+    bad = lambda f, want: ValueError(f'generate.{f}: got {getattr(self, f)!r}, expected {want}')
+    for f in ('num_samples', 'batch_size', 'max_notes_per_syllable', 'max_notes',
+              'max_bar_advance'):
+      if int(getattr(self, f)) < 1:
+        raise bad(f, 'an integer >= 1')
+    if not 0 <= self.pitch_low <= self.pitch_high <= 127:
+      raise ValueError(f'generate.pitch_low/pitch_high: got {self.pitch_low}..{self.pitch_high},'
+                       ' expected 0 <= low <= high <= 127')
+    if not 1 <= self.velocity <= 127:
+      raise bad('velocity', 'in 1..127')
+    if not (_is_number(self.seed) and float(self.seed).is_integer() and
+            0 <= self.seed < 2**32):
+      raise bad('seed', f'a whole number in 0 .. {2**32 - 1} (JAX keys use 32 bits of it)')
+    for knob in ('temperature', 'top_k', 'top_p'):
+      d = getattr(self, knob)
+      if set(d) != set(FIELDS):
+        raise ValueError(f'generate.{knob}: expected a value for each of {FIELDS}, got {dict(d)}')
+      if not all(_is_number(v) and math.isfinite(v) for v in d.values()):
+        raise bad(knob, 'finite numbers')
+    if any(not 0 < v <= 1 for v in self.top_p.values()):
+      raise bad('top_p', 'values in (0, 1]')
+    if any(v < 0 or not float(v).is_integer() for v in self.top_k.values()):
+      raise bad('top_k', 'whole numbers >= 0')
+
+  @classmethod
+  def from_config(cls, config: Any, **overrides) -> 'GenerateOptions':
+    """From ``config.generate`` (every field but ``seed``; temperature/top_k/top_p one value per
+    field) and ``config.seed``, then ``overrides`` (None values ignored).
+
+    Raises:
+      ValueError: a field is missing or a value is out of range.
+    """
+    section = config.generate
+    names = [f.name for f in dataclasses.fields(cls) if f.name != 'seed']
+    missing = [n for n in names if n not in section]
+    if missing:
+      raise ValueError(f'config.generate: missing field(s) {missing}')
+    kw = {n: section[n] for n in names}
+    kw['seed'] = int(config.seed)
+    for knob in ('temperature', 'top_k', 'top_p'):
+      kw[knob] = {f: kw[knob][f] for f in FIELDS}
+    kw.update({k: v for k, v in overrides.items() if v is not None})
+    opts = cls(**kw)
+    opts.validate()
+    return opts
+
+  def settings(self) -> sampling.Settings:
+    return sampling.Settings(tuple(float(self.temperature[f]) for f in FIELDS),
+                             tuple(int(self.top_k[f]) for f in FIELDS),
+                             tuple(float(self.top_p[f]) for f in FIELDS))
+
+
+
+def invalid_reason(notes: np.ndarray, num_notes: int, stopped: bool, num_syllables: int,
+                   bar_ticks: int, tokenizer: tk.Tokenizer, pitch_range: tuple[int, int]
+                   ) -> Optional[str]:
+  """Why a decoded row is not a valid song (None when it is).
+
+  Args:
+    notes: int32 [>= num_notes, 5] token ids in ``sampling.NOTE_COLUMNS`` order.
+    pitch_range: (low, high) MIDI pitches allowed.
+  """
+  if not stopped:
+    return 'no_stop'
+  if num_notes == 0:
+    return 'no_notes'
+  n = np.asarray(notes[:num_notes], np.int64) - tk.NUM_SPECIAL
+  bar, pos, dur, pitch, word = n.T
+  sizes = tokenizer.field_sizes
+  limits = [sizes[f] - tk.NUM_SPECIAL for f in FIELDS]
+  if np.any(n < 0) or np.any(n >= np.array(limits)):
+    return 'special_or_out_of_range'
+  if word[0] != 0 or np.any((np.diff(word) != 0) & (np.diff(word) != 1)):
+    return 'word_order'
+  if word[-1] != num_syllables - 1:
+    return 'missing_syllables'
+  pos_t = tokenizer.position_grid[pos]
+  if np.any(pos_t >= bar_ticks):
+    return 'position_outside_bar'
+  onset = bar * bar_ticks + pos_t
+  end = onset + tokenizer.duration_grid[dur]
+  if np.any(onset[1:] < onset[:-1]):
+    return 'onset_back'
+  if np.any(onset[1:] < end[:-1]):
+    return 'overlap'
+  if np.any(pitch < pitch_range[0]) or np.any(pitch > pitch_range[1]):
+    return 'pitch_range'
+  return None

@@ -2,8 +2,9 @@
 
 The pre-trained model may have been trained with another vocabulary: the fine-tuning corpus is
 prepared separately and fits its own syllable and stress vocabularies. Parameters are copied
-unchanged except the two open-vocabulary input tables (``embed.fields.syllable`` and
-``embed.fields.stress``), whose rows are re-indexed by string: a syllable (stress pattern) the
+unchanged except the open-vocabulary input tables (``embed.fields.syllable``,
+``embed.fields.stress`` and, with ``model.note_syllable_stress`` and the field chain,
+``chain.stress``), whose rows are re-indexed by string: a syllable (stress pattern) the
 pre-trained vocabulary knows keeps its learned row, an unknown one starts from the pre-trained
 UNK row; the special rows are kept. Every other parameter must have the same shape (same
 ``config.model``), else a ValueError names it.
@@ -26,7 +27,8 @@ from songglm_jax.train import checkpoint as ckpt_lib
 from songglm_jax.train import inference as inference_lib
 from songglm_jax.train.mesh import Plan
 
-REMAPPED = {('embed', 'fields', 'syllable'): 'syllables', ('embed', 'fields', 'stress'): 'stress'}
+REMAPPED = {('embed', 'fields', 'syllable'): 'syllables', ('embed', 'fields', 'stress'): 'stress',
+            ('chain', 'stress'): 'stress'}  # (model.note_syllable_stress with the chain)
 
 
 def resolve_source(init_from: str, workdir: pathlib.Path) -> tuple[pathlib.Path, int]:

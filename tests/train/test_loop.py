@@ -3,6 +3,8 @@ non-finite stop, fine-tuning from the pre-trained parameters."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import shutil
 
@@ -202,3 +204,34 @@ def test_no_steps_to_train_is_an_error_not_already_trained(tmp_path, steps):
                      'whole number >= 1$'):
     loop.run_stage(config, work, 'pretrain')
   assert not (work / 'pretrain').exists()
+
+
+def test_warm_start_reindexes_the_chain_stress_table_too(tmp_path):
+  """model.note_syllable_stress with the chain has a second stress table (chain.stress): a
+  fine-tuning corpus with another stress vocabulary re-indexes it like the embedding's."""
+  config = helpers.tiny_config(num_train_steps=2, checkpoint_every_steps=2, eval_every_steps=0)
+  config.stages = 'pretrain'
+  config.model.update(field_conditioning='chain', note_syllable_stress=True)
+  work = helpers.workdir_with_data(tmp_path / 'pre')
+  stages.run(config, str(work))
+  pre = inference_lib.load_for_inference(str(work), 'pretrain', which='latest')
+  old_vocab = pre.tokenizer.vocab.stress
+  # A fine-tuning corpus' stress vocabulary: some patterns in another order, one new.
+  new_vocab = tuple(reversed(old_vocab[1:])) + ('unseen-pattern',)
+  vocab = dataclasses.replace(pre.tokenizer.vocab, stress=new_vocab)
+  sizes = dict(pre.tokenizer.field_sizes, stress=8 + len(new_vocab))
+  from songglm_jax.train.mesh import Plan
+  plan = Plan.from_config(config.mesh)
+  _, like = inference_lib.abstract_params(pre.model_cfg, sizes)
+  like = jax.tree.map(lambda x, s: jnp.zeros(x.shape, x.dtype, device=s), like,
+                      plan.tree_shardings(like))
+  params, note = warm_start.load_pretrained(str(work), tmp_path, pre.model_cfg, vocab, like,
+                                            plan)
+  assert 'stress' in note and old_vocab != new_vocab
+  src = {s: i for i, s in enumerate(old_vocab)}
+  for table in (('embed', 'fields', 'stress'), ('chain', 'stress')):
+    old = np.asarray(functools.reduce(lambda t, k: t[k], table, pre.params)[...])
+    new = np.asarray(functools.reduce(lambda t, k: t[k], table, params)[...])
+    assert new.shape[0] == sizes['stress'], table
+    for i, s in enumerate(new_vocab):
+      np.testing.assert_array_equal(new[8 + i], old[8 + src[s]] if s in src else old[6])

@@ -208,13 +208,8 @@ def _generate_section(**change) -> ml_collections.ConfigDict:
 @pytest.fixture(scope='module')
 def workdir(tmp_path_factory):
   """A workdir pre-trained for 2 steps on the training tests' tiny corpus."""
-  from songglm_jax import stages
   from tests.train import helpers
-  work = helpers.workdir_with_data(tmp_path_factory.mktemp('trained'))
-  config = helpers.tiny_config(num_train_steps=2, checkpoint_every_steps=2, eval_every_steps=0)
-  config.stages = 'pretrain'
-  stages.run(config, str(work))
-  return work
+  return helpers.pretrained_workdir(tmp_path_factory.mktemp('trained'))
 
 
 def test_cli_writes_songs_for_text_lyrics(workdir, tmp_path):

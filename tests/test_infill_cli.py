@@ -16,13 +16,8 @@ from songglm_jax.music import io as song_io
 @pytest.fixture(scope='module')
 def workdir(tmp_path_factory):
   """A workdir pre-trained for 2 steps on the training tests' tiny corpus."""
-  from songglm_jax import stages
   from tests.train import helpers
-  work = helpers.workdir_with_data(tmp_path_factory.mktemp('trained'))
-  config = helpers.tiny_config(num_train_steps=2, checkpoint_every_steps=2, eval_every_steps=0)
-  config.stages = 'pretrain'
-  stages.run(config, str(work))
-  return work
+  return helpers.pretrained_workdir(tmp_path_factory.mktemp('trained'))
 
 
 @pytest.fixture(scope='module')

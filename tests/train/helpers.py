@@ -103,6 +103,16 @@ def workdir_with_data(tmp_path: pathlib.Path, seed: int = 0, name: str = 'pretra
   return work
 
 
+def pretrained_workdir(tmp_path: pathlib.Path) -> pathlib.Path:
+  """A workdir pre-trained for 2 steps on the tiny corpus (generation and infilling tests)."""
+  from songglm_jax import stages  # pylint: disable=import-outside-toplevel
+  work = workdir_with_data(tmp_path)
+  config = tiny_config(num_train_steps=2, checkpoint_every_steps=2, eval_every_steps=0)
+  config.stages = 'pretrain'
+  stages.run(config, str(work))
+  return work
+
+
 def default_config() -> ml_collections.ConfigDict:
   """``configs/default.py``'s config (what :func:`main_command` starts from)."""
   spec = importlib.util.spec_from_file_location('default_config', REPO / 'configs' / 'default.py')

@@ -11,7 +11,7 @@ from songglm_jax import config as base
 
 
 def get_config():
-  c = base.base_config()
+  c = base.melody_quality(base.base_config())  # chained fields, phrase positions, sampling
   c.pipeline.seq_len = 512
   c.pretrain.update(num_train_steps=300, batch_size=8, learning_rate=1e-3,
                     checkpoint_every_steps=100, log_every_steps=20, eval_every_steps=100)

@@ -7,7 +7,9 @@ The model is the size the public SongGLM code was measured at here (d_model 256,
 tokens run at about 2,400-2,700 non-padding tokens/s on a 2-core CPU (~3.3 s a step).
 Measured end to end with `make run` (prepare, 600 pre-training and 250 fine-tuning steps,
 generate, evaluate): 48 minutes; pre-training loss 5.55 -> 0.82 (held-out 1.19) in 33 min,
-fine-tuning 1.29 -> 0.79 (held-out 0.83) in 14 min.
+fine-tuning 1.29 -> 0.79 (held-out 0.83) in 14 min. ``config.melody_quality`` (chained note
+fields, place-in-phrase and stress features, per-field sampling) adds no step time
+(benchmarks/step_cost.py); its quality figures are in docs/quality.md.
 """
 
 import os
@@ -19,7 +21,7 @@ _ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'sh
 
 
 def get_config():
-  c = base.base_config()
+  c = base.melody_quality(base.base_config())  # docs/quality.md: model options and sampling
   c.data.pretrain_source = os.path.normpath(os.path.join(_ROOT, 'pretrain'))
   c.data.finetune_source = os.path.normpath(os.path.join(_ROOT, 'finetune'))
   c.model.update(d_model=256, num_layers=4, num_heads=8, d_ff=512)

@@ -188,6 +188,20 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+def melody_quality(c: ml_collections.ConfigDict, stress: bool = True) -> ml_collections.ConfigDict:
+  """The model options and per-field sampling chosen on the sample's validation split
+  (docs/quality.md): each note field conditioned on the ones drawn before it, place-in-phrase
+  embeddings (and, with ``stress``, the note's syllable stress); bar and position sampled at
+  temperature 0.5, duration and pitch at 1.0, the syllable (word id) at 0.8, no top-k. Changes
+  ``c`` in place and returns it; ``configs/songglm_sample.py`` and ``configs/default.py`` use
+  it, ``base_config()`` keeps the public SongGLM code's choices (independent heads, T 0.9,
+  top-k 10)."""
+  c.model.update(field_conditioning='chain', phrase_position=True, note_syllable_stress=stress)
+  c.generate.temperature.update(bar=0.5, position=0.5, duration=1.0, pitch=1.0, word_id=0.8)
+  c.generate.top_k.update({f: 0 for f in GENERATED_FIELDS})
+  return c
+
+
 def _per_field(value) -> ml_collections.ConfigDict:
   """One sampling setting per generated note field."""
   return ml_collections.ConfigDict({f: value for f in GENERATED_FIELDS})

@@ -192,12 +192,12 @@ def melody_quality(c: ml_collections.ConfigDict, stress: bool = True) -> ml_coll
   """The model options and per-field sampling chosen on the sample's validation split
   (docs/quality.md): each note field conditioned on the ones drawn before it, place-in-phrase
   embeddings (and, with ``stress``, the note's syllable stress); bar and position sampled at
-  temperature 0.5, duration and pitch at 1.0, the syllable (word id) at 0.8, no top-k. Changes
+  temperature 0.5, duration, pitch and the syllable (word id) at 1.0, no top-k. Changes
   ``c`` in place and returns it; ``configs/songglm_sample.py`` and ``configs/default.py`` use
   it, ``base_config()`` keeps the public SongGLM code's choices (independent heads, T 0.9,
   top-k 10)."""
   c.model.update(field_conditioning='chain', phrase_position=True, note_syllable_stress=stress)
-  c.generate.temperature.update(bar=0.5, position=0.5, duration=1.0, pitch=1.0, word_id=0.8)
+  c.generate.temperature.update(bar=0.5, position=0.5, duration=1.0, pitch=1.0, word_id=1.0)
   c.generate.top_k.update({f: 0 for f in GENERATED_FIELDS})
   return c
 

@@ -3,8 +3,8 @@ r"""Collect quality_bench results into one markdown table.
     .venv/bin/python benchmarks/quality_table.py W1 W2/quality/TAG ... [--sort=OA_PCH]
 
 Each argument is a workdir (every ``W/quality/*/bench.json`` in it) or one run folder
-(``W/quality/TAG``). Prints a markdown table, one row per run: the workdir and tag, the overrides
-it was run with, every metric as mean ± std over its sample sets, invalid songs, and the training
+(``W/quality/TAG``). Prints a markdown table, one row per run: the workdir and tag, the model
+options it trained with and the sampling it generated with (from the run's bench.json), every metric as mean ± std over its sample sets, invalid songs, and the training
 and generation wall times; then the random-human calibration row of the first workdir and the
 paper's row; with ``--json`` also a last line holding one JSON object with the rows.
 """
@@ -68,6 +68,30 @@ def compact(overrides: dict) -> str:
   return '; '.join(out + rest)
 
 
+def model_name(m: dict) -> str:
+  """The model options a run trained with, in few words."""
+  if not m:
+    return '-'
+  parts = ['chain' if m.get('field_conditioning') == 'chain' else 'independent']
+  parts += [name for key, name in (('phrase_position', 'phrase'), ('note_syllable_stress',
+                                                                   'stress')) if m.get(key)]
+  return ' + '.join(parts)
+
+
+def sampling(b: dict) -> str:
+  """The sampling a run generated with (from its generate_options), in few words."""
+  g = b.get('generate_options') or {}
+  flat = {f'generate.{k}.{f}': v for k in ('temperature', 'top_k')
+          for f, v in (g.get(k) or {}).items()}
+  out = compact(flat)
+  if g.get('max_bar_advance', 2) != 2:
+    out += f'; max_bar_advance {g["max_bar_advance"]}'
+  kind = (b.get('checkpoint') or {}).get('kind')
+  if kind and kind != 'best':
+    out += f'; {kind} checkpoint'
+  return out or '-'
+
+
 def _minutes(b, keys):
   vals = [b['seconds'].get(k) for k in keys]
   return f'{sum(v for v in vals if v) / 60:.1f}' if any(vals) else '-'
@@ -86,13 +110,12 @@ def main():
   benches = [json.loads(f.read_text()) for f in files]
   if args.sort:
     benches.sort(key=lambda b: -(b['metrics'].get(args.sort) or 0))
-  head = ['run', 'overrides'] + [c for _, c in COLS] + ['invalid', 'train min', 'gen+eval min']
+  head = ['run', 'model', 'sampling'] + [c for _, c in COLS] + ['invalid', 'train min', 'gen+eval min']
   lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
   rows = []
   for b in benches:
     name = f'{pathlib.Path(b["workdir"]).name}/{b["tag"]}'
-    over = compact(b.get('config_overrides') or {})
-    cells = [name, over or '-'] + [_cell(b['metrics'], k) for k, _ in COLS] + [
+    cells = [name, model_name(b.get('model') or {}), sampling(b)] + [_cell(b['metrics'], k) for k, _ in COLS] + [
         str(b['num_invalid']), _minutes(b, ('prepare', 'pretrain', 'finetune')),
         _minutes(b, ('generate_evaluate',))]
     lines.append('| ' + ' | '.join(cells) + ' |')
@@ -101,10 +124,10 @@ def main():
   calib = next((b['calibration_random_human'] for b in benches
                 if b.get('calibration_random_human')), None)
   if calib:
-    lines.append('| random human songs | - | ' + ' | '.join(_cell(calib, k) for k, _ in COLS)
+    lines.append('| random human songs | - | - | ' + ' | '.join(_cell(calib, k) for k, _ in COLS)
                  + ' | - | - | - |')
   paper = benches[0]['paper']
-  lines.append('| SongGLM (paper) | - | ' + ' | '.join(
+  lines.append('| SongGLM (paper) | - | - | ' + ' | '.join(
       f'{paper[k]:.2f}' if k in paper else '-' for k, _ in COLS) + ' | - | - | - |')
   print('\n'.join(lines))
   if args.json:

@@ -7,9 +7,9 @@ r"""The paper's ablation table on the public sample: every row x seed trained, s
 Each row is a variant of ``configs/ablations.py`` on the base config (``configs/songglm_sample.py``,
 data in ``../shared/data/songglm_sample``; without it the script prints a skip result and exits
 0). Every row gets the same budget, data, seed list and generation settings (``config.generate``
-of the base: temperature 0.9, top-k 10, constrained): prepare (shared by the rows whose data
-options agree, ``W/_data/<key>``, linked as ``W/<row>/seed<S>/data``), pre-train (not for
-``scratch``), fine-tune, then sing the lyrics of every validation song of the fine-tuning set
+of the base: ``config.melody_quality``'s per-field sampling, constrained) and the paper's model
+(``configs/ablations.py``): prepare (shared by the rows whose data options agree,
+``W/_data/<key>``, linked as ``W/<row>/seed<S>/data``), pre-train (not for ``scratch``), fine-tune, then sing the lyrics of every validation song of the fine-tuning set
 ``--num_samples`` times (the paper's 10 sample sets) and evaluate against the songs
 (``quality_bench.run_stages`` and ``eval_stage.run_stage``, as ``quality_bench.py`` does).
 

@@ -180,7 +180,9 @@ def render(runs: dict, settings: dict, command: str, seeds: list[int]) -> str:
       '(~3.3 s a step) and ~5-7 min of singing and evaluating 10 sample sets a run. At this '
       'budget some of the paper\'s differences may not show; the last column says which do.',
       '- Same data, seed list and generation settings for every row: `config.generate` of the '
-      'base (temperature 0.9, top-k 10 per field, constrained decoding), the checkpoint with the '
+      'base (config.melody_quality: bar and position at temperature 0.5, the other fields at 1.0, '
+      'no top-k, constrained decoding) and the paper\'s model in every row (configs/ablations.py), '
+      'the checkpoint with the '
       'lowest held-out loss (evaluated at the end of each stage at this budget).',
       f'- Evaluation: the lyrics of every validation song of the fine-tuning set sung '
       f'{settings["num_samples"]} times (sample sets), compared with the songs by the evaluation '

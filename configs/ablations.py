@@ -2,8 +2,12 @@
 
     python -m songglm_jax.main --config=configs/ablations.py:VARIANT[,BASE] --workdir=W ...
 
+Every row uses the paper's model: the base config's options beyond the paper
+(``config.melody_quality``: chained note fields, phrase-position and note-stress features) are
+switched off; its sampling settings are kept.
+
 VARIANT (the paper's row in brackets; benchmarks/ablation_bench.py runs them all):
-  full              the base config unchanged [SongGLM_small]
+  full              the base config [SongGLM_small]
   scratch           no pre-training: stages without pretrain, finetune.init_from='none'
                     [Scratch]
   clm               left-to-right pre-training [CLM]. In this GLM framework: the song-level
@@ -106,5 +110,8 @@ def get_config(arg: str = ''):
     raise ValueError(f'configs/ablations.py:{arg}: expected VARIANT[,BASE] with VARIANT in '
                      f'{sorted(VARIANTS)}')
   c = importlib.import_module(f'configs.{base or "paper_small"}').get_config()
+  # The paper's model: the options beyond it (config.melody_quality's chained fields and
+  # phrase / stress features) off in every row; sampling stays the base config's.
+  c.model.update(field_conditioning='none', phrase_position=False, note_syllable_stress=False)
   VARIANTS[variant](c)
   return c

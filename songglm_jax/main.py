@@ -14,6 +14,7 @@ be on a filesystem every process sees.
 
 import hashlib
 import json
+import os
 import sys
 
 from absl import flags
@@ -43,11 +44,15 @@ def _print_dry_run(config, identity: dict) -> None:
   """One JSON line: this process's command, config (and its fingerprint), workdir, identity."""
   text = config.to_json(sort_keys=True)
   argv = [a for a in sys.argv[1:] if a not in ('--dry_run', '--dry_run=true', '--dry_run=True')]
-  print(json.dumps({
+  line = json.dumps({
       'dry_run': True, 'command': [sys.executable, '-m', 'songglm_jax.main', *argv],
       'config_file': config_flags.get_config_filename(flags.FLAGS['config']),
       'config_sha256': hashlib.sha256(text.encode()).hexdigest(), 'workdir': _WORKDIR.value,
-      **identity}), flush=True)
+      **identity}) + '\n'
+  # One write of the whole line: the processes of a launcher often share one stdout, and a line
+  # written in pieces could interleave with another process's.
+  sys.stdout.flush()
+  os.write(sys.stdout.fileno(), line.encode())
 
 
 def main(argv):

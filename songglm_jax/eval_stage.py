@@ -31,7 +31,7 @@ from typing import Any
 from absl import logging
 
 from songglm_jax import atomic, prepare
-from songglm_jax.data import records
+from songglm_jax.data import reading, records
 from songglm_jax.music import io as song_io
 from songglm_jax.music.song import Song
 
@@ -81,7 +81,7 @@ def reference_songs(recs: list[records.SongRecord], source: str,
     path = path_of.get(rel) or (rel if os.path.isfile(rel) else None)
     found = {}
     if path is not None:
-      result = prepare._read_one((path, rel, opts))  # pylint: disable=protected-access
+      result = reading.read_one((path, rel, opts))
       found = {s.name: s for s in result.songs}
     for name in rec_names:
       if name in found:

@@ -31,23 +31,20 @@ A file that cannot be used is skipped and counted in report.json (``skipped``: r
 from __future__ import annotations
 
 import collections
-import concurrent.futures as cf
 import dataclasses
 import hashlib
-import multiprocessing
 import os
 import pathlib
-import sys
 import time
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 from absl import flags, logging
 
 from songglm_jax import atomic
-from songglm_jax.data import lexicon, lexicon_build, records, tokenizer
+from songglm_jax.data import lexicon, lexicon_build, reading, records, tokenizer
 from songglm_jax.music import io as song_io
-from songglm_jax.music import midi, phrases
+from songglm_jax.music import midi
 from songglm_jax.music.song import Song, SongSkip
 
 MUSIC21 = 'music21'
@@ -98,14 +95,6 @@ class PrepareOptions:
       raise ValueError(f'lexicon file not found: {self.lexicon}')
     if self.min_count < 1 or self.limit < 0:
       raise ValueError('min_count must be >= 1 and limit >= 0')
-
-
-@dataclasses.dataclass
-class _FileResult:
-  path: str  # relative to the source root
-  songs: list[Song]
-  stats: dict[str, int]
-  skip: Optional[tuple[str, str]] = None  # (reason, detail)
 
 
 def _input_files(source: str, limit: int) -> tuple[list[str], list[str]]:
@@ -165,85 +154,9 @@ def source_identity(source: str, opts: PrepareOptions) -> dict:
           'source_fingerprint': _fingerprint(paths, names, opts)}
 
 
-def _read_one(args: tuple[str, str, PrepareOptions]) -> _FileResult:
-  """Worker: one input file -> its song windows (stress and phrases set), or the skip reason."""
-  path, name, opts = args
-  from songglm_jax.music import stress
-  try:
-    if os.path.getsize(path.split('#')[0]) > opts.max_file_bytes:
-      raise SongSkip('too_long', f'{name}: file larger than {opts.max_file_bytes} bytes')
-    kwargs = {'max_notes': opts.max_notes} if path.lower().endswith(song_io.MIDI_EXTENSIONS) else {}
-    songs, stats = song_io.read_songs(path, max_file_bytes=opts.max_file_bytes, **kwargs)
-    out = []
-    for song in songs:
-      song = song.replace(name=name if len(songs) == 1 else f'{name}|{song.name}',
-                          syllable_stress=stress.syllable_stress(song.syllables,
-                                                                 mode=opts.stress_lookup))
-      song = phrases.segment_phrases(song)
-      out.extend(phrases.split_windows(song, max_syllables=opts.max_syllables,
-                                       max_phrases=opts.max_phrases, max_bars=opts.max_bars))
-    return _FileResult(name, out, dict(stats))
-  except SongSkip as e:
-    return _FileResult(name, [], {}, (e.reason, str(e)))
-  except Exception as e:  # a reader bug must not stop the run: report it per file
-    return _FileResult(name, [], {}, (f'error:{type(e).__name__}', f'{name}: {e}'))
-
-
 def _in_valid(name: str, fraction: float) -> bool:
   h = int.from_bytes(hashlib.sha1(name.encode('utf-8')).digest()[:8], 'big')
   return h / 2.0**64 < fraction
-
-
-def _read_all(paths, names, opts, workers):
-  """Results of :func:`_read_one` for every file, in input order.
-
-  Worker processes are started with spawn (safe beside JAX's threads). A worker that dies (a
-  crash inside a C++ parser, say) breaks the pool instead of hanging it: the unfinished files go
-  to a fresh pool, and the first of them is first run alone so that the culprit is found and
-  reported as ``error:worker_crashed``.
-  """
-  jobs = [(p, n, opts) for p, n in zip(paths, names)]
-  progress = _progress(len(jobs), 'reading')
-  if workers <= 1:
-    for job in jobs:
-      yield _read_one(job)
-      progress.update()
-    progress.close()
-    return
-  ctx = multiprocessing.get_context('spawn')
-  done, crashes_in_a_row = 0, 0
-  while done < len(jobs):
-    pending = jobs[done:]
-    try:
-      with cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        chunk = max(1, min(32, len(pending) // (workers * 8)))
-        for result in pool.map(_read_one, pending, chunksize=chunk):
-          yield result
-          done += 1
-          crashes_in_a_row = 0
-          progress.update()
-    except cf.process.BrokenProcessPool:
-      try:
-        with cf.ProcessPoolExecutor(1, mp_context=ctx) as alone:
-          result = alone.submit(_read_one, jobs[done]).result()
-        crashes_in_a_row = 0
-      except cf.process.BrokenProcessPool:
-        crashes_in_a_row += 1
-        if crashes_in_a_row >= 3:
-          raise ValueError('prepare: worker processes die at start-up (a script that calls '
-                           "prepare_dataset needs an `if __name__ == '__main__':` guard)")
-        result = _FileResult(jobs[done][1], [], {}, ('error:worker_crashed',
-                                                     f'{jobs[done][1]}: the reader crashed'))
-      yield result
-      done += 1
-      progress.update()
-  progress.close()
-
-
-def _progress(total: int, what: str):
-  from tqdm import tqdm
-  return tqdm(total=total, desc=what, unit='file', file=sys.stderr, mininterval=2.0,
-              disable=total < 50 or None)
 
 
 def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions = PrepareOptions(),
@@ -272,7 +185,7 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
   skipped_files: list[list[str]] = []
   read_stats: collections.Counter = collections.Counter()
   split_songs: dict[str, list[tuple[str, Song]]] = {s: [] for s in records.SPLITS}
-  for res in _read_all(paths, names, opts, workers):
+  for res in reading.read_all(paths, names, opts, workers):
     if res.skip:
       skipped[res.skip[0]] += 1
       skipped_files.append([res.path, res.skip[0]])

@@ -52,13 +52,14 @@ def valid_records(data_dir: pathlib.Path, num_songs: int) -> list[records.SongRe
     ValueError: the dataset has no validation split or it is empty.
   """
   path = records.split_path(data_dir, 'valid')
-  if not path.is_file():
-    raise ValueError(f'evaluate: no validation split at {path}; prepare with '
+  files = records.split_files(data_dir, 'valid')
+  if not files:
+    raise ValueError(f'evaluate: no validation split at {path} (nor valid shards); prepare with '
                      'config.data.valid_fraction > 0')
-  source = records.RecordSource([path])
+  source = records.RecordSource(files)
   recs = sorted((source[i] for i in range(len(source))), key=lambda r: r.name)
   if not recs:
-    raise ValueError(f'evaluate: the validation split {path} is empty; raise '
+    raise ValueError(f'evaluate: the validation split in {data_dir} is empty; raise '
                      'config.data.valid_fraction')
   return recs[:num_songs] if num_songs > 0 else recs
 
@@ -148,7 +149,7 @@ def split_songs(config: Any, work: pathlib.Path, split: str = 'valid'
   if split == 'valid':
     recs = valid_records(data_dir, int(config.evaluate.num_songs))
   else:
-    rs = records.RecordSource([records.split_path(data_dir, split)])
+    rs = records.open_split(data_dir, split)
     recs = sorted((rs[i] for i in range(len(rs))), key=lambda r: r.name)
   songs, missing = reference_songs(recs, source, _prepared_with(data_dir, config))
   if missing:

@@ -2,20 +2,22 @@ r"""Songs on disk -> a prepared dataset that Grain reads by index.
 
     python -m songglm_jax.prepare --source=DIR|music21 --output=OUT \
         [--workers=N] [--valid_fraction=0.05] [--min_count=2] [--stress_lookup=word] \
-        [--fit_lexicon | --lexicon=PATH] [--limit=N]
+        [--fit_lexicon | --lexicon=PATH] [--limit=N] [--records_per_shard=10000]
 
 Stages: find the input files (recursively; ``music21`` = the works with lyrics in music21's
 bundled corpus) -> read, stress, phrase-segment and window each file in worker processes (results
 come back in input order, so the output does not depend on the number of workers) -> split
 train/valid by a hash of each file's relative path -> fit the vocabularies on the train split ->
 (optionally) fit or load the harmonized n-gram lexicon and find each song's spans -> tokenize ->
-write ``OUT/{train,valid}.array_record``, ``OUT/vocab.json``, ``OUT/lexicon.json`` and, last,
-``OUT/report.json``. Every file is written through a temporary name and a rename, so a crash
-never leaves a half-written file behind an old good one; a re-run first removes the old
-report.json (so a run stopped half-way is never taken for a complete dataset), the temporaries a
-killed run left behind, and a ``lexicon.json`` of an earlier run when it fits none itself. The
-output folder is made only once some song is usable. The same input gives byte-identical
-output, whatever the number of workers (timings go to the console, not into report.json).
+write ``OUT/{train,valid}-NNNNN-of-NNNNN.array_record`` (shards of ``records_per_shard`` records;
+0: one ``OUT/{train,valid}.array_record`` each; ``data/records.py``), ``OUT/vocab.json``,
+``OUT/lexicon.json`` and, last, ``OUT/report.json``. Every file is written through a temporary name
+and a rename, so a crash never leaves a half-written file behind an old good one; a re-run first
+removes the old report.json (so a run stopped half-way is never taken for a complete dataset), the
+temporaries a killed run left behind, record files of another layout or shard count, and a
+``lexicon.json`` of an earlier run when it fits none itself. The output folder is made only once
+some song is usable. The same input gives byte-identical output, whatever the number of workers
+(timings go to the console, not into report.json).
 
 report.json also records the resolved source (``source_path``) and ``source_fingerprint`` (a
 digest of the input files' names, sizes and modification times, and of a reused lexicon): the
@@ -49,8 +51,10 @@ from songglm_jax.music.song import Song, SongSkip
 
 MUSIC21 = 'music21'
 REPORT_VERSION = 1
-OUTPUT_FILES = ('train.array_record', 'valid.array_record', 'vocab.json', 'lexicon.json',
-                'report.json')
+OUTPUT_FILES = ('vocab.json', 'lexicon.json', 'report.json')  # and the records (data/records.py)
+# Options added after datasets were first prepared, with the value that reproduces such a
+# dataset: a report.json whose options lack one is read with this value.
+LATER_OPTIONS = {'records_per_shard': 0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +76,7 @@ class PrepareOptions:
   lexicon_min_span_n: int = 2     # shortest n-gram used for spans (see data/lexicon_build.py:
   lexicon_max_span_n: int = 4     #   every unigram scores 0, so unigram ranks carry no signal)
   lexicon_max_rank: float = 0.3   # n-grams of rank <= this are selected
+  records_per_shard: int = 10000  # records per shard file (0: one file per split)
 
   @classmethod
   def from_config(cls, data, **overrides) -> 'PrepareOptions':
@@ -81,7 +86,8 @@ class PrepareOptions:
         stress_lookup=data.stress_lookup, limit=data.limit, max_syllables=data.max_syllables,
         max_phrases=data.max_phrases, max_bars=data.max_bars, max_bar_ticks=data.max_bar_ticks,
         lexicon_max_n=data.lexicon_max_n, lexicon_min_span_n=data.lexicon_min_span_n,
-        lexicon_max_span_n=data.lexicon_max_span_n, lexicon_max_rank=data.lexicon_max_rank),
+        lexicon_max_span_n=data.lexicon_max_span_n, lexicon_max_rank=data.lexicon_max_rank,
+        records_per_shard=data.get('records_per_shard', LATER_OPTIONS['records_per_shard'])),
         **overrides)
 
   def validate(self) -> None:
@@ -95,6 +101,7 @@ class PrepareOptions:
       raise ValueError(f'lexicon file not found: {self.lexicon}')
     if self.min_count < 1 or self.limit < 0:
       raise ValueError('min_count must be >= 1 and limit >= 0')
+    records.check_records_per_shard(self.records_per_shard)
 
 
 def _input_files(source: str, limit: int) -> tuple[list[str], list[str]]:
@@ -225,7 +232,8 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
                                      spans_smr=smr, spans_srr=srr, name=song.name, source=path,
                                      tempo=song.tempo))
       all_stress.extend(song.syllable_stress or ())
-    counts[split] = records.write_records(records.split_path(out, split), recs)
+    records.write_split(out, split, recs, opts.records_per_shard)
+    counts[split] = len(recs)
   atomic.write_text(out / 'vocab.json', vocab.to_json())
 
   from songglm_jax.music import stress as stress_mod
@@ -310,13 +318,16 @@ flags.DEFINE_enum('stress_lookup', 'word', ['word', 'syllable'], 'syllable stres
 flags.DEFINE_bool('fit_lexicon', False, 'fit the harmonized n-gram lexicon on this corpus')
 flags.DEFINE_string('lexicon', '', 'reuse a fitted lexicon.json')
 flags.DEFINE_integer('limit', 0, 'use only the first N input files (0 = all)')
+flags.DEFINE_integer('records_per_shard', PrepareOptions.records_per_shard,
+                     'records per shard file of a split (0: one file per split)')
 
 
 def main(argv):
   del argv
   opts = PrepareOptions(valid_fraction=FLAGS.valid_fraction, min_count=FLAGS.min_count,
                         stress_lookup=FLAGS.stress_lookup, fit_lexicon=FLAGS.fit_lexicon,
-                        lexicon=FLAGS.lexicon, limit=FLAGS.limit)
+                        lexicon=FLAGS.lexicon, limit=FLAGS.limit,
+                        records_per_shard=FLAGS.records_per_shard)
   report = prepare_dataset(FLAGS.source, FLAGS.output, opts, workers=FLAGS.workers)
   print(f"prepared {report['songs']} songs {report['splits']} from {report['files']} files "
         f"into {FLAGS.output}; skipped {report['skipped'] or 'none'}")

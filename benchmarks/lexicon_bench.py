@@ -21,7 +21,7 @@ def main():
   with tempfile.TemporaryDirectory() as tmp:
     prepare.prepare_dataset(str(root), tmp, prepare.PrepareOptions(valid_fraction=0.0), workers=2)
     tok = tokenizer.Tokenizer(tokenizer.Vocab.from_json(open(f'{tmp}/vocab.json').read()))
-    src = records.RecordSource([records.split_path(tmp, 'train')])
+    src = records.open_split(tmp, 'train')
     t0 = time.perf_counter()
     songs = []
     for i in range(len(src)):

@@ -42,7 +42,7 @@ def _prepare(source, out):
 
 
 def _records(folder):
-  src = records.RecordSource([records.split_path(folder, 'train')])
+  src = records.open_split(folder, 'train')
   return [src[i] for i in range(len(src))]
 
 

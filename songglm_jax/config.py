@@ -34,7 +34,8 @@ SAMPLE_LYRICS = ('Twinkle, twinkle, little star, how I wonder what you are. '
 # Fields added after workdirs were first written, with the value that reproduces what such a
 # workdir did: a resumed or reused stage whose config.json lacks one is read with this value.
 LATER_FIELDS = {**{f'model.{k}': v for k, v in model_config.LATER_FIELDS.items()},
-                'pipeline.finetune_mask': 'MASK', 'pretrain.seq_len': 0, 'finetune.seq_len': 0}
+                'pipeline.finetune_mask': 'MASK', 'pretrain.seq_len': 0, 'finetune.seq_len': 0,
+                'data.records_per_shard': 0}
 
 
 def _train_section(**kw) -> ml_collections.ConfigDict:
@@ -82,6 +83,9 @@ def base_config() -> ml_collections.ConfigDict:
                            # definition, so selecting unigrams by rank would select by count
   d.lexicon_max_span_n = 4  # longest n-gram used for spans
   d.lexicon_max_rank = 0.3  # n-grams ranked in the best 30% of their length are used
+  d.records_per_shard = 10000  # prepared records per shard file (train-00000-of-000NN.array_record,
+                           # ...; each process reads a disjoint block of a split); 0 = one file
+                           # per split (train.array_record), the layout before sharding
 
   c.pipeline = p = ml_collections.ConfigDict()
   p.seq_len = 1024          # tokens per packed row; longer songs are windowed at phrase boundaries

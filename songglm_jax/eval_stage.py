@@ -31,7 +31,7 @@ from typing import Any
 from absl import logging
 
 from songglm_jax import atomic, prepare
-from songglm_jax.data import records
+from songglm_jax.data import reading, records
 from songglm_jax.music import io as song_io
 from songglm_jax.music.song import Song
 
@@ -52,13 +52,14 @@ def valid_records(data_dir: pathlib.Path, num_songs: int) -> list[records.SongRe
     ValueError: the dataset has no validation split or it is empty.
   """
   path = records.split_path(data_dir, 'valid')
-  if not path.is_file():
-    raise ValueError(f'evaluate: no validation split at {path}; prepare with '
+  files = records.split_files(data_dir, 'valid')
+  if not files:
+    raise ValueError(f'evaluate: no validation split at {path} (nor valid shards); prepare with '
                      'config.data.valid_fraction > 0')
-  source = records.RecordSource([path])
+  source = records.RecordSource(files)
   recs = sorted((source[i] for i in range(len(source))), key=lambda r: r.name)
   if not recs:
-    raise ValueError(f'evaluate: the validation split {path} is empty; raise '
+    raise ValueError(f'evaluate: the validation split in {data_dir} is empty; raise '
                      'config.data.valid_fraction')
   return recs[:num_songs] if num_songs > 0 else recs
 
@@ -81,7 +82,7 @@ def reference_songs(recs: list[records.SongRecord], source: str,
     path = path_of.get(rel) or (rel if os.path.isfile(rel) else None)
     found = {}
     if path is not None:
-      result = prepare._read_one((path, rel, opts))  # pylint: disable=protected-access
+      result = reading.read_one((path, rel, opts))
       found = {s.name: s for s in result.songs}
     for name in rec_names:
       if name in found:
@@ -148,7 +149,7 @@ def split_songs(config: Any, work: pathlib.Path, split: str = 'valid'
   if split == 'valid':
     recs = valid_records(data_dir, int(config.evaluate.num_songs))
   else:
-    rs = records.RecordSource([records.split_path(data_dir, split)])
+    rs = records.open_split(data_dir, split)
     recs = sorted((rs[i] for i in range(len(rs))), key=lambda r: r.name)
   songs, missing = reference_songs(recs, source, _prepared_with(data_dir, config))
   if missing:

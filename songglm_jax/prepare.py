@@ -2,20 +2,22 @@ r"""Songs on disk -> a prepared dataset that Grain reads by index.
 
     python -m songglm_jax.prepare --source=DIR|music21 --output=OUT \
         [--workers=N] [--valid_fraction=0.05] [--min_count=2] [--stress_lookup=word] \
-        [--fit_lexicon | --lexicon=PATH] [--limit=N]
+        [--fit_lexicon | --lexicon=PATH] [--limit=N] [--records_per_shard=10000]
 
 Stages: find the input files (recursively; ``music21`` = the works with lyrics in music21's
 bundled corpus) -> read, stress, phrase-segment and window each file in worker processes (results
 come back in input order, so the output does not depend on the number of workers) -> split
 train/valid by a hash of each file's relative path -> fit the vocabularies on the train split ->
 (optionally) fit or load the harmonized n-gram lexicon and find each song's spans -> tokenize ->
-write ``OUT/{train,valid}.array_record``, ``OUT/vocab.json``, ``OUT/lexicon.json`` and, last,
-``OUT/report.json``. Every file is written through a temporary name and a rename, so a crash
-never leaves a half-written file behind an old good one; a re-run first removes the old
-report.json (so a run stopped half-way is never taken for a complete dataset), the temporaries a
-killed run left behind, and a ``lexicon.json`` of an earlier run when it fits none itself. The
-output folder is made only once some song is usable. The same input gives byte-identical
-output, whatever the number of workers (timings go to the console, not into report.json).
+write ``OUT/{train,valid}-NNNNN-of-NNNNN.array_record`` (shards of ``records_per_shard`` records;
+0: one ``OUT/{train,valid}.array_record`` each; ``data/records.py``), ``OUT/vocab.json``,
+``OUT/lexicon.json`` and, last, ``OUT/report.json``. Every file is written through a temporary name
+and a rename, so a crash never leaves a half-written file behind an old good one; a re-run first
+removes the old report.json (so a run stopped half-way is never taken for a complete dataset), the
+temporaries a killed run left behind, record files of another layout or shard count, and a
+``lexicon.json`` of an earlier run when it fits none itself. The output folder is made only once
+some song is usable. The same input gives byte-identical output, whatever the number of workers
+(timings go to the console, not into report.json).
 
 report.json also records the resolved source (``source_path``) and ``source_fingerprint`` (a
 digest of the input files' names, sizes and modification times, and of a reused lexicon): the
@@ -31,29 +33,28 @@ A file that cannot be used is skipped and counted in report.json (``skipped``: r
 from __future__ import annotations
 
 import collections
-import concurrent.futures as cf
 import dataclasses
 import hashlib
-import multiprocessing
 import os
 import pathlib
-import sys
 import time
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 from absl import flags, logging
 
 from songglm_jax import atomic
-from songglm_jax.data import lexicon, lexicon_build, records, tokenizer
+from songglm_jax.data import lexicon, lexicon_build, reading, records, tokenizer
 from songglm_jax.music import io as song_io
-from songglm_jax.music import midi, phrases
+from songglm_jax.music import midi
 from songglm_jax.music.song import Song, SongSkip
 
 MUSIC21 = 'music21'
 REPORT_VERSION = 1
-OUTPUT_FILES = ('train.array_record', 'valid.array_record', 'vocab.json', 'lexicon.json',
-                'report.json')
+OUTPUT_FILES = ('vocab.json', 'lexicon.json', 'report.json')  # and the records (data/records.py)
+# Options added after datasets were first prepared, with the value that reproduces such a
+# dataset: a report.json whose options lack one is read with this value.
+LATER_OPTIONS = {'records_per_shard': 0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +76,7 @@ class PrepareOptions:
   lexicon_min_span_n: int = 2     # shortest n-gram used for spans (see data/lexicon_build.py:
   lexicon_max_span_n: int = 4     #   every unigram scores 0, so unigram ranks carry no signal)
   lexicon_max_rank: float = 0.3   # n-grams of rank <= this are selected
+  records_per_shard: int = 10000  # records per shard file (0: one file per split)
 
   @classmethod
   def from_config(cls, data, **overrides) -> 'PrepareOptions':
@@ -84,7 +86,8 @@ class PrepareOptions:
         stress_lookup=data.stress_lookup, limit=data.limit, max_syllables=data.max_syllables,
         max_phrases=data.max_phrases, max_bars=data.max_bars, max_bar_ticks=data.max_bar_ticks,
         lexicon_max_n=data.lexicon_max_n, lexicon_min_span_n=data.lexicon_min_span_n,
-        lexicon_max_span_n=data.lexicon_max_span_n, lexicon_max_rank=data.lexicon_max_rank),
+        lexicon_max_span_n=data.lexicon_max_span_n, lexicon_max_rank=data.lexicon_max_rank,
+        records_per_shard=data.get('records_per_shard', LATER_OPTIONS['records_per_shard'])),
         **overrides)
 
   def validate(self) -> None:
@@ -98,14 +101,7 @@ class PrepareOptions:
       raise ValueError(f'lexicon file not found: {self.lexicon}')
     if self.min_count < 1 or self.limit < 0:
       raise ValueError('min_count must be >= 1 and limit >= 0')
-
-
-@dataclasses.dataclass
-class _FileResult:
-  path: str  # relative to the source root
-  songs: list[Song]
-  stats: dict[str, int]
-  skip: Optional[tuple[str, str]] = None  # (reason, detail)
+    records.check_records_per_shard(self.records_per_shard)
 
 
 def _input_files(source: str, limit: int) -> tuple[list[str], list[str]]:
@@ -165,85 +161,9 @@ def source_identity(source: str, opts: PrepareOptions) -> dict:
           'source_fingerprint': _fingerprint(paths, names, opts)}
 
 
-def _read_one(args: tuple[str, str, PrepareOptions]) -> _FileResult:
-  """Worker: one input file -> its song windows (stress and phrases set), or the skip reason."""
-  path, name, opts = args
-  from songglm_jax.music import stress
-  try:
-    if os.path.getsize(path.split('#')[0]) > opts.max_file_bytes:
-      raise SongSkip('too_long', f'{name}: file larger than {opts.max_file_bytes} bytes')
-    kwargs = {'max_notes': opts.max_notes} if path.lower().endswith(song_io.MIDI_EXTENSIONS) else {}
-    songs, stats = song_io.read_songs(path, max_file_bytes=opts.max_file_bytes, **kwargs)
-    out = []
-    for song in songs:
-      song = song.replace(name=name if len(songs) == 1 else f'{name}|{song.name}',
-                          syllable_stress=stress.syllable_stress(song.syllables,
-                                                                 mode=opts.stress_lookup))
-      song = phrases.segment_phrases(song)
-      out.extend(phrases.split_windows(song, max_syllables=opts.max_syllables,
-                                       max_phrases=opts.max_phrases, max_bars=opts.max_bars))
-    return _FileResult(name, out, dict(stats))
-  except SongSkip as e:
-    return _FileResult(name, [], {}, (e.reason, str(e)))
-  except Exception as e:  # a reader bug must not stop the run: report it per file
-    return _FileResult(name, [], {}, (f'error:{type(e).__name__}', f'{name}: {e}'))
-
-
 def _in_valid(name: str, fraction: float) -> bool:
   h = int.from_bytes(hashlib.sha1(name.encode('utf-8')).digest()[:8], 'big')
   return h / 2.0**64 < fraction
-
-
-def _read_all(paths, names, opts, workers):
-  """Results of :func:`_read_one` for every file, in input order.
-
-  Worker processes are started with spawn (safe beside JAX's threads). A worker that dies (a
-  crash inside a C++ parser, say) breaks the pool instead of hanging it: the unfinished files go
-  to a fresh pool, and the first of them is first run alone so that the culprit is found and
-  reported as ``error:worker_crashed``.
-  """
-  jobs = [(p, n, opts) for p, n in zip(paths, names)]
-  progress = _progress(len(jobs), 'reading')
-  if workers <= 1:
-    for job in jobs:
-      yield _read_one(job)
-      progress.update()
-    progress.close()
-    return
-  ctx = multiprocessing.get_context('spawn')
-  done, crashes_in_a_row = 0, 0
-  while done < len(jobs):
-    pending = jobs[done:]
-    try:
-      with cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        chunk = max(1, min(32, len(pending) // (workers * 8)))
-        for result in pool.map(_read_one, pending, chunksize=chunk):
-          yield result
-          done += 1
-          crashes_in_a_row = 0
-          progress.update()
-    except cf.process.BrokenProcessPool:
-      try:
-        with cf.ProcessPoolExecutor(1, mp_context=ctx) as alone:
-          result = alone.submit(_read_one, jobs[done]).result()
-        crashes_in_a_row = 0
-      except cf.process.BrokenProcessPool:
-        crashes_in_a_row += 1
-        if crashes_in_a_row >= 3:
-          raise ValueError('prepare: worker processes die at start-up (a script that calls '
-                           "prepare_dataset needs an `if __name__ == '__main__':` guard)")
-        result = _FileResult(jobs[done][1], [], {}, ('error:worker_crashed',
-                                                     f'{jobs[done][1]}: the reader crashed'))
-      yield result
-      done += 1
-      progress.update()
-  progress.close()
-
-
-def _progress(total: int, what: str):
-  from tqdm import tqdm
-  return tqdm(total=total, desc=what, unit='file', file=sys.stderr, mininterval=2.0,
-              disable=total < 50 or None)
 
 
 def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions = PrepareOptions(),
@@ -272,7 +192,7 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
   skipped_files: list[list[str]] = []
   read_stats: collections.Counter = collections.Counter()
   split_songs: dict[str, list[tuple[str, Song]]] = {s: [] for s in records.SPLITS}
-  for res in _read_all(paths, names, opts, workers):
+  for res in reading.read_all(paths, names, opts, workers):
     if res.skip:
       skipped[res.skip[0]] += 1
       skipped_files.append([res.path, res.skip[0]])
@@ -312,7 +232,8 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
                                      spans_smr=smr, spans_srr=srr, name=song.name, source=path,
                                      tempo=song.tempo))
       all_stress.extend(song.syllable_stress or ())
-    counts[split] = records.write_records(records.split_path(out, split), recs)
+    records.write_split(out, split, recs, opts.records_per_shard)
+    counts[split] = len(recs)
   atomic.write_text(out / 'vocab.json', vocab.to_json())
 
   from songglm_jax.music import stress as stress_mod
@@ -397,13 +318,16 @@ flags.DEFINE_enum('stress_lookup', 'word', ['word', 'syllable'], 'syllable stres
 flags.DEFINE_bool('fit_lexicon', False, 'fit the harmonized n-gram lexicon on this corpus')
 flags.DEFINE_string('lexicon', '', 'reuse a fitted lexicon.json')
 flags.DEFINE_integer('limit', 0, 'use only the first N input files (0 = all)')
+flags.DEFINE_integer('records_per_shard', PrepareOptions.records_per_shard,
+                     'records per shard file of a split (0: one file per split)')
 
 
 def main(argv):
   del argv
   opts = PrepareOptions(valid_fraction=FLAGS.valid_fraction, min_count=FLAGS.min_count,
                         stress_lookup=FLAGS.stress_lookup, fit_lexicon=FLAGS.fit_lexicon,
-                        lexicon=FLAGS.lexicon, limit=FLAGS.limit)
+                        lexicon=FLAGS.lexicon, limit=FLAGS.limit,
+                        records_per_shard=FLAGS.records_per_shard)
   report = prepare_dataset(FLAGS.source, FLAGS.output, opts, workers=FLAGS.workers)
   print(f"prepared {report['songs']} songs {report['splits']} from {report['files']} files "
         f"into {FLAGS.output}; skipped {report['skipped'] or 'none'}")

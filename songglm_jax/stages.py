@@ -40,13 +40,15 @@ def _prepared(out: pathlib.Path, source: str, opts: prepare.PrepareOptions) -> d
   The same input: the same resolved source whose files have the same names, sizes and
   modification times (and the same reused lexicon), as report.json's ``source_path`` and
   ``source_fingerprint`` record them; for a report written before those existed, the same
-  source folder name and number of files.
+  source folder name and number of files. Options the report predates are read with the value
+  that reproduces its dataset (``prepare.LATER_OPTIONS``: one record file per split).
   """
   try:
     report = json.loads((out / 'report.json').read_text())
   except (OSError, ValueError):
     return None
-  if not isinstance(report, dict) or report.get('options') != dataclasses.asdict(opts):
+  if not isinstance(report, dict) or not isinstance(report.get('options'), dict) or (
+      {**prepare.LATER_OPTIONS, **report['options']} != dataclasses.asdict(opts)):
     return None
   try:
     now = prepare.source_identity(source, opts)

@@ -53,7 +53,7 @@ def data_dir(fit_lexicon: bool) -> pathlib.Path:
 
 
 def train_records(d: pathlib.Path) -> list:
-  src = records.RecordSource([records.split_path(d, 'train')])
+  src = records.open_split(d, 'train')
   return [src[i] for i in range(len(src))]
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 import json
 import pathlib
@@ -5,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import ml_collections
+import numpy as np
 import pytest
 import symusic
 
@@ -74,7 +77,7 @@ def test_broken_files_are_reported_not_fatal(corpus, tmp_path):
   assert report['read_repairs']['empty_lyrics'] == 1
   on_disk = json.loads((tmp_path / 'out' / 'report.json').read_text())
   assert on_disk == json.loads(json.dumps(report))
-  n = sum(len(records.RecordSource([records.split_path(tmp_path / 'out', s)]))
+  n = sum(len(records.open_split(tmp_path / 'out', s))
           for s in records.SPLITS)
   assert n == report['songs'] == sum(report['splits'].values())
 
@@ -83,7 +86,7 @@ def test_records_hold_tokens_that_detokenize(corpus, tmp_path):
   _run(corpus, tmp_path / 'out')
   vocab = tokenizer.Vocab.from_json((tmp_path / 'out' / 'vocab.json').read_text())
   tok = tokenizer.Tokenizer(vocab)
-  src = records.RecordSource([records.split_path(tmp_path / 'out', 'train')])
+  src = records.open_split(tmp_path / 'out', 'train')
   names = set()
   for i in range(len(src)):
     r = src[i]
@@ -94,7 +97,7 @@ def test_records_hold_tokens_that_detokenize(corpus, tmp_path):
 
 
 def _valid_names(out):
-  src = records.RecordSource([records.split_path(out, 'valid')])
+  src = records.open_split(out, 'valid')
   return {src[i].source for i in range(len(src))}
 
 
@@ -123,7 +126,54 @@ def test_rerun_over_existing_output_leaves_no_temporary_files(corpus, tmp_path):
   _run(corpus, tmp_path / 'out')
   _run(corpus, tmp_path / 'out')
   assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [
-      'report.json', 'train.array_record', 'valid.array_record', 'vocab.json']
+      'report.json', 'train-00000-of-00001.array_record', 'valid-00000-of-00001.array_record',
+      'vocab.json']
+
+
+def test_records_are_sharded_by_records_per_shard_and_read_as_one_file(corpus, tmp_path):
+  report = _run(corpus, tmp_path / 'shards', records_per_shard=2)
+  _run(corpus, tmp_path / 'one', records_per_shard=0)
+  n = report['splits']['train']
+  files = records.split_files(tmp_path / 'shards', 'train')
+  assert n >= 3 and len(files) == (n + 1) // 2
+  assert [p.name for p in files] == [f'train-{i:05d}-of-{len(files):05d}.array_record'
+                                     for i in range(len(files))]
+  assert records.record_counts(files) == [2] * (n // 2) + [1] * (n % 2)
+  assert records.split_files(tmp_path / 'one', 'train') == [tmp_path / 'one' / 'train.array_record']
+  shards, one = (records.open_split(tmp_path / d, 'train') for d in ('shards', 'one'))
+  assert [r.name for r in map(shards.__getitem__, range(n))] == [
+      r.name for r in map(one.__getitem__, range(n))]
+  assert all(np.array_equal(shards[i].tokens, one[i].tokens) for i in range(n))
+
+
+def test_a_dataset_prepared_before_sharding_is_still_reused(corpus, tmp_path):
+  """A report.json without ``records_per_shard`` (one file per split) is kept by options that
+  ask for that layout (an old workdir's config reads 0: config.LATER_FIELDS), not by others."""
+  from songglm_jax import config as config_lib, stages  # pylint: disable=import-outside-toplevel
+  out = tmp_path / 'out'
+  opts = prepare.PrepareOptions(valid_fraction=0.3, min_count=1, max_notes=200,
+                                records_per_shard=0)
+  prepare.prepare_dataset(str(corpus), out, opts)
+  report = json.loads((out / 'report.json').read_text())
+  del report['options']['records_per_shard']
+  (out / 'report.json').write_text(json.dumps(report))
+  old_data = config_lib.base_config().data.to_dict()
+  del old_data['records_per_shard']  # a config.json written before the field existed
+  old = prepare.PrepareOptions.from_config(ml_collections.ConfigDict(old_data))
+  assert old.records_per_shard == config_lib.LATER_FIELDS['data.records_per_shard'] == 0
+  assert stages._prepared(out, str(corpus), opts) is not None  # pylint: disable=protected-access
+  sharded = dataclasses.replace(opts, records_per_shard=5)
+  assert stages._prepared(out, str(corpus), sharded) is None  # pylint: disable=protected-access
+  prepare.prepare_dataset(str(corpus), out, sharded)
+  assert stages._prepared(out, str(corpus), sharded) is not None  # pylint: disable=protected-access
+  assert not (out / 'train.array_record').exists()
+
+
+def test_a_bad_records_per_shard_is_a_one_line_error_before_any_work(corpus, tmp_path):
+  r = _cli(f'--source={corpus}', f'--output={tmp_path / "o"}', '--records_per_shard=-2')
+  assert r.returncode != 0 and r.stderr.strip().count('\n') == 0
+  assert 'config.data.records_per_shard' in r.stderr and 'got -2' in r.stderr
+  assert not (tmp_path / 'o').exists()
 
 
 def _cli(*args):
@@ -168,7 +218,7 @@ def test_shared_corpora_with_lexicon(tmp_path):
   assert r2['files'] == 900 and r2['songs'] >= 895, r2['skipped']
   assert not (tmp_path / 'ft' / 'lexicon.json').exists()
   assert all(0.05 < r2['lexicon']['coverage'][k] < 0.95 for k in ('smr', 'srr'))
-  src = records.RecordSource([records.split_path(tmp_path / 'ft', 'train')])
+  src = records.open_split(tmp_path / 'ft', 'train')
   r = src[0]
   n_notes = int((r.tokens[:, tokenizer.F.type] == tokenizer.NOTE).sum())
   assert len(r.spans_smr) and r.spans_smr.min() >= 0 and r.spans_smr.max() <= n_notes
@@ -185,11 +235,13 @@ def test_rerun_removes_temporaries_a_killed_run_left(corpus, tmp_path):
   out = tmp_path / 'out'
   _run(corpus, out)
   pid = _dead_pid()
-  for name in ('train.array_record', 'vocab.json', 'report.json'):
+  for name in ('train.array_record', 'train-00001-of-00003.array_record', 'vocab.json',
+               'report.json'):
     (out / f'.{name}.{pid}.0badc0de.tmp').write_bytes(b'')
   _run(corpus, out)
   assert sorted(p.name for p in out.iterdir()) == [
-      'report.json', 'train.array_record', 'valid.array_record', 'vocab.json']
+      'report.json', 'train-00000-of-00001.array_record', 'valid-00000-of-00001.array_record',
+      'vocab.json']
 
 
 def _broken_corpus(root: pathlib.Path) -> pathlib.Path:

@@ -3,7 +3,7 @@
 One pipeline per use (:func:`pretrain_pipeline`, :func:`finetune_pipeline`,
 :func:`eval_pipeline`); each is
 
-    MapDataset.range(records)[process_index::process_count]  this host's records
+    records [lo, hi) of the split                    this host's block (below)
       -> repeat() -> shuffle(seed, epoch)            training only; reshuffled every epoch
       -> (global index, record index) -> batch(chunk_records)
       -> map(read, window, mask, GLM layout, pack)   the packed rows of one chunk
@@ -13,9 +13,16 @@ One pipeline per use (:func:`pretrain_pipeline`, :func:`finetune_pipeline`,
 and yields dicts of NumPy arrays ``[B, seq_len]`` (``tokens``/``targets`` ``[B, seq_len, F]``)
 with the keys of ``packing.ROW_KEYS`` (the batch contract in DESIGN.md).
 
+Sharing between processes: a split is the concatenation of its record files (its shards in
+order, or its one file; ``records.split_files``) and process ``p`` of ``P`` reads the contiguous
+block ``[p * N // P, (p + 1) * N // P)`` of its ``N`` records, so the processes read disjoint
+records, every record once per epoch, and each opens only the shard files its block overlaps
+(with shards of ``records_per_shard`` records, a file is shared by at most two processes once
+each block spans a shard or more).
+
 Determinism: an example's task and masks depend only on (seed, epoch, record index, window) --
 see ``masking.py`` -- so they are the same whatever the worker count, chunk size or process count
-(the epoch counts passes over this process's shard).
+(the epoch counts passes over this process's block of records).
 Which examples share a packed row and the order of batches depend on the chunk size and on the
 worker count (each worker packs its own chunks and the batches are taken from the workers in
 turn), so ``workers`` is part of the experiment: keep it fixed, like the seed. A saved iterator
@@ -90,9 +97,10 @@ def default_process() -> tuple[int, int]:
 class ChunkToRows:
   """Grain map: a chunk of (global index, record index) pairs -> its packed rows."""
 
-  def __init__(self, paths: list[str], shard_size: int, opts: PipelineOptions, use: str,
-               train: bool):
-    self._paths = paths
+  def __init__(self, paths: list[str], first_index: int, shard_size: int, opts: PipelineOptions,
+               use: str, train: bool):
+    self._paths = paths               # the record files this process's block overlaps
+    self._first_index = first_index   # split index of the first record of paths[0]
     self._source: Optional[records.RecordSource] = None  # opened lazily (in each worker)
     self._shard_size = shard_size
     self._opts = opts
@@ -108,7 +116,7 @@ class ChunkToRows:
     opts = self._opts
     chunk = np.asarray(chunk, np.int64).reshape(-1, 2)
     epochs = chunk[:, 0] // self._shard_size if self._train else np.zeros(len(chunk), np.int64)
-    recs = [self._source[i] for i in chunk[:, 1].tolist()]
+    recs = [self._source[i - self._first_index] for i in chunk[:, 1].tolist()]
     finetune = self._use == 'finetune'
     batch = masking_windows.windowed_batch(recs, epochs, chunk[:, 1], opts.seed, opts.seq_len,
                                            opts.masking, finetune)
@@ -186,7 +194,7 @@ def make_pipeline(data_dir: str | os.PathLike, split: str, opts: PipelineOptions
     process_index, process_count: this host's share; default from JAX.
 
   Raises:
-    ValueError: bad options, a missing split file, or fewer records than processes.
+    ValueError: bad options, missing split files, or fewer records than processes.
   """
   import grain
   opts.validate()
@@ -199,19 +207,13 @@ def make_pipeline(data_dir: str | os.PathLike, split: str, opts: PipelineOptions
   if opts.batch_size % process_count:
     raise ValueError(f'pipeline.batch_size={opts.batch_size} must be a multiple of the '
                      f'{process_count} processes')
-  path = records.split_path(data_dir, split)
-  if not path.is_file():
-    raise ValueError(f'{path}: not found; prepare the dataset first (songglm_jax.prepare)')
-  total = len(records.RecordSource([path]))
-  shard = np.arange(process_index, total, process_count)
-  if len(shard) == 0:
-    raise ValueError(f'{path}: {total} records cannot feed {process_count} processes')
+  paths, first_index, shard = process_block(data_dir, split, process_index, process_count)
   ds = grain.MapDataset.range(len(shard))
   if train:
     ds = ds.repeat()
   ds = ds.map_with_index(EpochOrder(shard, opts.seed, shuffle=train))
   ds = ds.batch(opts.chunk_records, batch_fn=np.stack)
-  ds = ds.map(ChunkToRows([str(path)], len(shard), opts, use, train))
+  ds = ds.map(ChunkToRows(paths, first_index, len(shard), opts, use, train))
   ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=opts.read_threads,
                                             prefetch_buffer_size=max(1, opts.read_threads)))
   ds = grain.experimental.FlatMapIterDataset(ds, _Rows())
@@ -221,6 +223,28 @@ def make_pipeline(data_dir: str | os.PathLike, split: str, opts: PipelineOptions
     ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=opts.workers,
                                                      per_worker_buffer_size=opts.worker_buffer))
   return ds
+
+
+def process_block(data_dir: str | os.PathLike, split: str, process_index: int,
+                  process_count: int) -> tuple[list[str], int, np.ndarray]:
+  """This process's share of ``split`` (module docstring): (the record files its block overlaps,
+  the split index of their first record, the split indices of the block).
+
+  Raises:
+    ValueError: no record files, broken shards, or fewer records than processes.
+  """
+  paths = records.split_files(data_dir, split)
+  if not paths:
+    raise ValueError(f'{records.split_path(data_dir, split)}: not found (nor {split} shards); '
+                     'prepare the dataset first (songglm_jax.prepare)')
+  starts = np.concatenate([[0], np.cumsum(records.record_counts(paths))]).astype(np.int64)
+  total = int(starts[-1])
+  lo, hi = process_index * total // process_count, (process_index + 1) * total // process_count
+  if hi == lo:
+    raise ValueError(f'{paths[0].parent}: {total} {split} records cannot feed {process_count} '
+                     'processes')
+  mine = [i for i in range(len(paths)) if starts[i] < hi and starts[i + 1] > lo]
+  return [str(paths[i]) for i in mine], int(starts[mine[0]]), np.arange(lo, hi, dtype=np.int64)
 
 
 def pretrain_pipeline(data_dir, opts: PipelineOptions, **process):

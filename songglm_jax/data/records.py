@@ -1,4 +1,4 @@
-"""The prepared-dataset format: one ArrayRecord file per split, one record per song (window).
+"""The prepared-dataset format: ArrayRecord files per split, one record per song (window).
 
 Why ArrayRecord: it is the JAX ecosystem's random-access record format; Grain reads it by index
 (``grain.python.ArrayRecordDataSource``), so a global shuffle needs no index of our own, and its
@@ -15,9 +15,13 @@ Fields of a song record:
   spans_srr         int32 [B, 2]  (both empty when no lexicon was used)
   name, source (str), tempo (float)
 
-A prepared dataset folder holds ``train.array_record``, ``valid.array_record``, ``vocab.json``,
-optionally ``lexicon.json``, and ``report.json`` (written last: its presence marks a complete
-dataset).
+A prepared dataset folder holds each split's records, ``vocab.json``, optionally ``lexicon.json``,
+and ``report.json`` (written last: its presence marks a complete dataset). A split's records are
+either shards ``train-00000-of-00004.array_record`` ... ``train-00003-of-00004.array_record`` of
+at most ``records_per_shard`` records each (``config.data.records_per_shard``), or -- the layout
+before sharding, and ``records_per_shard`` 0 -- one file ``train.array_record``. Both read the
+same: the split is the concatenation of its shards in shard order, so a record's index in the
+split (which seeds its masks) does not depend on the layout.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import struct
 from typing import Iterable, Sequence
 
@@ -36,6 +41,7 @@ from songglm_jax import atomic
 
 MAGIC = b'SGR1'
 SPLITS = ('train', 'valid')
+_SHARD = re.compile(r'^(?P<split>[a-z]+)-(?P<index>\d{5,})-of-(?P<count>\d{5,})\.array_record$')
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -132,6 +138,125 @@ class RecordSource:
 
 
 def split_path(folder: str | os.PathLike, split: str) -> pathlib.Path:
+  """The one-file layout's path of ``split`` (``records_per_shard`` 0, and datasets prepared
+  before sharding); :func:`split_files` finds either layout."""
   if split not in SPLITS:
     raise ValueError(f'unknown split {split!r}; expected one of {SPLITS}')
   return pathlib.Path(folder) / f'{split}.array_record'
+
+
+def shard_path(folder: str | os.PathLike, split: str, index: int, count: int) -> pathlib.Path:
+  """``folder/<split>-<index>-of-<count>.array_record`` (five digits or more, from 0)."""
+  split_path(folder, split)  # checks the split name
+  return pathlib.Path(folder) / f'{split}-{index:05d}-of-{count:05d}.array_record'
+
+
+def split_files(folder: str | os.PathLike, split: str) -> list[pathlib.Path]:
+  """The record files of ``split`` in ``folder``, in order: its shards, or its one file, or
+  ``[]`` when there are neither.
+
+  Raises:
+    ValueError: shards are missing, of two different counts, or beside a one-file split.
+  """
+  single = split_path(folder, split)
+  folder = pathlib.Path(folder)
+  shards = {}
+  for p in folder.glob(f'{split}-*-of-*.array_record') if folder.is_dir() else ():
+    m = _SHARD.match(p.name)
+    if m and m['split'] == split:
+      shards[(int(m['index']), int(m['count']))] = p
+  if not shards:
+    return [single] if single.is_file() else []
+  counts = sorted({count for _, count in shards})
+  if len(counts) > 1:
+    raise ValueError(f'{folder}: {split} shards of {counts[0]} and of {counts[1]} files mixed; '
+                     'prepare the dataset again')
+  if single.exists():
+    raise ValueError(f'{folder}: both {single.name} and {split} shards; prepare the dataset again')
+  missing = [shard_path(folder, split, i, counts[0]).name for i in range(counts[0])
+             if (i, counts[0]) not in shards]
+  if missing:
+    raise ValueError(f'{folder}: {len(missing)} {split} shard(s) missing, e.g. {missing[0]}; '
+                     'prepare the dataset again')
+  return [shards[(i, counts[0])] for i in range(counts[0])]
+
+
+def open_split(folder: str | os.PathLike, split: str) -> RecordSource:
+  """All records of ``split`` (either layout) as one source.
+
+  Raises:
+    ValueError: the split has no record files (or a broken set of shards).
+  """
+  paths = split_files(folder, split)
+  if not paths:
+    raise ValueError(f'{split_path(folder, split)}: not found (nor {split} shards); prepare the '
+                     'dataset first (songglm_jax.prepare)')
+  return RecordSource(paths)
+
+
+def record_counts(paths: Sequence[str | os.PathLike]) -> list[int]:
+  """The number of records in each file (read from each file's index, not its records)."""
+  from array_record.python import array_record_module as arm
+  counts = []
+  for p in paths:
+    reader = arm.ArrayRecordReader(str(p))
+    try:
+      counts.append(int(reader.num_records()))
+    finally:
+      reader.close()
+  return counts
+
+
+def write_split(folder: str | os.PathLike, split: str, recs: Sequence[SongRecord],
+                records_per_shard: int) -> list[pathlib.Path]:
+  """Write ``split`` in ``ceil(len / records_per_shard)`` shards (at least one, so an empty
+  split is one empty shard), or as one file when ``records_per_shard`` is 0; returns the paths.
+  Each file is written atomically; record files of ``split`` left by an earlier run are removed
+  first (see :func:`remove_split_files`).
+
+  Raises:
+    ValueError: ``records_per_shard`` < 0.
+    OSError: a file cannot be written.
+  """
+  check_records_per_shard(records_per_shard)
+  remove_split_files(folder, split)
+  if records_per_shard == 0:
+    path = split_path(folder, split)
+    write_records(path, recs)
+    return [path]
+  count = max(1, math.ceil(len(recs) / records_per_shard))
+  paths = [shard_path(folder, split, i, count) for i in range(count)]
+  for i, path in enumerate(paths):
+    write_records(path, recs[i * records_per_shard:(i + 1) * records_per_shard])
+  return paths
+
+
+def remove_split_files(folder: str | os.PathLike, split: str) -> list[pathlib.Path]:
+  """Remove every record file of ``split`` in ``folder`` (either layout, any shard count) and
+  their temporaries left by killed runs; returns what was removed."""
+  folder = pathlib.Path(folder)
+  single = split_path(folder, split)
+  names = [p.name for p in folder.glob(f'{split}-*-of-*.array_record')
+           if (m := _SHARD.match(p.name)) and m['split'] == split]
+  names += [p.name[1:].split('.array_record.')[0] + '.array_record'
+            for p in folder.glob(f'.{split}-*-of-*.array_record.*.tmp')]
+  removed = []
+  for name in sorted(set(names) | {single.name}):
+    path = folder / name
+    if path.is_file() and (name == single.name or _SHARD.match(name)):
+      path.unlink()
+      removed.append(path)
+    removed += atomic.remove_stale_temporaries(path)
+  return removed
+
+
+def check_records_per_shard(value) -> int:
+  """``value`` as a shard size: an integer >= 0 (0 = one file per split).
+
+  Raises:
+    ValueError: anything else, naming the config field.
+  """
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+    raise ValueError(f'records_per_shard (config.data.records_per_shard): expected an integer '
+                     f'>= 0 (records per shard file; 0 = one file per split), got {value!r}')
+  return int(value)

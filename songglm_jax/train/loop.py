@@ -62,6 +62,7 @@ _STAGE_FREE = ('checkpoint_every_steps', 'keep_checkpoints', 'log_every_steps',
                'eval_every_steps', 'eval_batches')
 _IDENTITY = ('seed', 'data', 'pipeline', 'model', 'optim')  # sections that shape every stage
 _FREE = ('data.workers', 'pipeline.read_threads', 'pipeline.worker_buffer',  # no effect on data
+         'data.records_per_shard',  # file layout only: a split reads the same records in order
          'model.attention', 'model.remat')  # how, not what, the model computes (e.g. remat
                                             # switched on to resume on a smaller device)
 
@@ -202,10 +203,9 @@ class Evaluator:
 
   def _load(self) -> list[dict[str, np.ndarray]]:
     data_dir, opts, use, max_batches = self._args
-    path = records.split_path(data_dir, 'valid')
-    count = len(records.RecordSource([path])) if path.is_file() else 0
+    count = sum(records.record_counts(records.split_files(data_dir, 'valid')))
     if count < jax.process_count():
-      self.note = f'{count} held-out record(s) in {path}: evaluation skipped'
+      self.note = f'{count} held-out record(s) in {data_dir}: evaluation skipped'
       return []
     ds = pipeline.eval_pipeline(data_dir, opts, use=use, process_index=jax.process_index(),
                                 process_count=jax.process_count())

@@ -48,8 +48,11 @@ def random_record(rng: np.random.Generator, max_syllables: int = 24, phrase_p: f
 
 
 def write_dataset(folder: pathlib.Path, train: Sequence[records.SongRecord],
-                  valid: Optional[Sequence[records.SongRecord]] = None) -> pathlib.Path:
+                  valid: Optional[Sequence[records.SongRecord]] = None,
+                  records_per_shard: int = 0) -> pathlib.Path:
+  """A dataset folder of the splits; one file per split unless ``records_per_shard`` > 0."""
   folder.mkdir(parents=True, exist_ok=True)
-  records.write_records(records.split_path(folder, 'train'), train)
-  records.write_records(records.split_path(folder, 'valid'), valid if valid is not None else train)
+  records.write_split(folder, 'train', list(train), records_per_shard)
+  records.write_split(folder, 'valid', list(valid if valid is not None else train),
+                      records_per_shard)
   return folder

@@ -131,7 +131,7 @@ def test_packing_efficiency_on_the_shared_corpus(tmp_path):
   from songglm_jax import prepare
   source = require_sample('pretrain')
   prepare.prepare_dataset(str(source), tmp_path, prepare.PrepareOptions(limit=300), workers=1)
-  src = records.RecordSource([records.split_path(tmp_path, 'train')])
+  src = records.open_split(tmp_path, 'train')
   recs = [src[i] for i in range(len(src))]
   keys = masking.example_keys(0, 0, np.arange(len(recs)))
   ex = masking.make_examples(recs[:256], keys[:256], masking.MaskingOptions())

@@ -1,4 +1,5 @@
 import contextlib
+import os
 import itertools
 
 import ml_collections
@@ -224,3 +225,58 @@ def test_training_order_visits_each_record_once_per_epoch_and_reshuffles():
   assert len({tuple(e) for e in epochs.tolist()}) == 3
   again = pipeline.EpochOrder(shard, seed=5, shuffle=True)
   assert again(2 * len(shard) + 4, 4).tolist() == stream[2 * len(shard) + 4].tolist()
+
+
+@pytest.fixture(scope='module')
+def sharded(tmp_path_factory, dataset):
+  """The dataset's records in shards of 7: train 6 files (7, 7, 7, 7, 7, 5), valid 2 (7, 6)."""
+  _, train, valid = dataset
+  return write_dataset(tmp_path_factory.mktemp('sharded'), train, valid, records_per_shard=7)
+
+
+@pytest.mark.parametrize('index,count', [(0, 1), (0, 2), (1, 2)])
+def test_sharded_and_one_file_layouts_give_the_same_batches(dataset, sharded, index, count):
+  process = dict(process_index=index, process_count=count)
+  for make in (pipeline.pretrain_pipeline, pipeline.finetune_pipeline, pipeline.eval_pipeline):
+    one_file, shards = (take(make(folder, options(), **process), 6) for folder in (dataset[0],
+                                                                                   sharded))
+    assert one_file and len(one_file) == len(shards)
+    assert all(same(a, b) for a, b in zip(one_file, shards))
+
+
+def _chunks_read(folder, index, count, batches, monkeypatch):
+  """[(record files the process opened, (position, record index) pairs, record names)] of each
+  chunk the training pipeline of process ``index`` of ``count`` masked and packed."""
+  seen = []
+  real = pipeline.ChunkToRows.__call__
+
+  def spy(self, chunk):
+    rows = real(self, chunk)
+    pairs = np.asarray(chunk, np.int64).reshape(-1, 2)
+    names = [self._source[i - self._first_index].name for i in pairs[:, 1].tolist()]
+    seen.append(([os.path.basename(p) for p in self._paths], pairs, names))
+    return rows
+
+  monkeypatch.setattr(pipeline.ChunkToRows, '__call__', spy)
+  take(pipeline.pretrain_pipeline(folder, options(), process_index=index, process_count=count),
+       batches)
+  return seen
+
+
+def test_two_processes_read_every_record_once_per_epoch_from_their_own_shards(sharded,
+                                                                             monkeypatch):
+  epochs = {}
+  for index, files in ((0, range(0, 3)), (1, range(2, 6))):  # blocks [0, 20) and [20, 40)
+    seen = _chunks_read(sharded, index, 2, 40, monkeypatch)
+    assert all(opened == [f'train-0000{i}-of-00006.array_record' for i in files]
+               for opened, _, _ in seen)
+    pairs = np.concatenate([p for _, p, _ in seen])
+    names = sum((n for _, _, n in seen), [])
+    assert names == [f't{i}' for i in pairs[:, 1]]  # the record at that index of the split
+    by_position = dict(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist()))
+    assert len(by_position) >= 60  # three epochs of the process's 20 records were read
+    epochs[index] = [[by_position[g] for g in range(e * 20, (e + 1) * 20)] for e in range(3)]
+  for e in range(3):
+    both = epochs[0][e] + epochs[1][e]
+    assert sorted(both) == list(range(40))  # every record exactly once, none read by both
+  assert epochs[0][0] != epochs[0][1] != epochs[0][2]  # reshuffled every epoch

@@ -58,3 +58,68 @@ def test_write_records_fsyncs_before_the_rename(tmp_path, monkeypatch):
   assert records.write_records(p, (_rec(i) for i in range(2))) == 2
   assert events == ['fsync', 'replace']
   assert [x.name for x in tmp_path.iterdir()] == ['train.array_record']
+
+
+def _names(source):
+  return [source[i].name for i in range(len(source))]
+
+
+def test_a_split_written_in_shards_reads_as_the_one_file_layout(tmp_path):
+  recs = [_rec(i) for i in range(7)]
+  paths = records.write_split(tmp_path / 'sharded', 'train', recs, records_per_shard=3)
+  assert [p.name for p in paths] == [f'train-0000{i}-of-00003.array_record' for i in range(3)]
+  assert records.record_counts(paths) == [3, 3, 1]
+  assert records.split_files(tmp_path / 'sharded', 'train') == paths
+  (one,) = records.write_split(tmp_path / 'one', 'train', recs, records_per_shard=0)
+  assert one.name == 'train.array_record'
+  sharded, single = records.open_split(tmp_path / 'sharded', 'train'), records.open_split(
+      tmp_path / 'one', 'train')
+  assert _names(sharded) == _names(single) == [f'sü{i}' for i in range(7)]
+  assert all(np.array_equal(sharded[i].tokens, single[i].tokens) for i in range(7))
+
+
+def test_an_empty_split_is_one_empty_shard(tmp_path):
+  (p,) = records.write_split(tmp_path, 'valid', [], records_per_shard=4)
+  assert p.name == 'valid-00000-of-00001.array_record'
+  assert len(records.open_split(tmp_path, 'valid')) == 0
+
+
+def test_rewriting_a_split_removes_its_other_layout_and_shard_count(tmp_path):
+  recs = [_rec(i) for i in range(5)]
+  records.write_split(tmp_path, 'valid', recs[:1], records_per_shard=0)
+  records.write_split(tmp_path, 'train', recs, records_per_shard=0)
+  records.write_split(tmp_path, 'train', recs, records_per_shard=2)
+  records.write_split(tmp_path, 'train', recs, records_per_shard=4)
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+      'train-00000-of-00002.array_record', 'train-00001-of-00002.array_record',
+      'valid.array_record']  # the other split is left alone
+  records.write_split(tmp_path, 'train', recs, records_per_shard=0)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['train.array_record',
+                                                        'valid.array_record']
+
+
+def test_broken_shard_sets_are_one_line_errors(tmp_path):
+  recs = [_rec(i) for i in range(5)]
+  paths = records.write_split(tmp_path, 'train', recs, records_per_shard=2)
+  paths[1].unlink()
+  with pytest.raises(ValueError, match=r'1 train shard\(s\) missing, e.g. '
+                     r'train-00001-of-00003.array_record'):
+    records.open_split(tmp_path, 'train')
+  records.write_records(records.shard_path(tmp_path, 'train', 1, 3), recs[2:4])
+  records.write_records(tmp_path / 'train-00000-of-00002.array_record', recs[:1])
+  with pytest.raises(ValueError, match='shards of 2 and of 3 files mixed'):
+    records.split_files(tmp_path, 'train')
+  (tmp_path / 'train-00000-of-00002.array_record').unlink()
+  records.write_records(records.split_path(tmp_path, 'train'), recs)
+  with pytest.raises(ValueError, match='both train.array_record and train shards'):
+    records.split_files(tmp_path, 'train')
+  with pytest.raises(ValueError, match=r'valid.array_record: not found \(nor valid shards\)'):
+    records.open_split(tmp_path, 'valid')
+
+
+@pytest.mark.parametrize('bad', [-1, 2.5, '8', True])
+def test_a_bad_shard_size_names_the_config_field(tmp_path, bad):
+  with pytest.raises(ValueError,
+                     match=r'\(config.data.records_per_shard\): expected an integer >= 0'):
+    records.write_split(tmp_path, 'train', [_rec(0)], records_per_shard=bad)
+  assert not list(tmp_path.iterdir())

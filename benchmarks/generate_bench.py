@@ -16,8 +16,8 @@ median run is in ``notes_per_s_median``).
   sequence so far (Part A + SEP + notes, padded up to a multiple of 32 tokens so a few shapes
   compile) and all output heads, then samples the same way (same keys, so the same notes up to
   float rounding: ``same_notes_fraction``); fastest of ``--full_repeats`` whole runs after a
-  compiling pass (median in ``notes_per_s_median``). Batch 10 of paper_small would take ~5
-  minutes a run, so it is only estimated, from one timed forward per 32-token length bucket:
+  compiling pass (median in ``notes_per_s_median``). Batch 10 of paper_small would take ~6
+  minutes a run on one core, so it is only estimated, from one timed forward per 32-token bucket:
   ``..._full_recompute_estimated`` (also listed in ``estimated``).
 * ``kv_speedup_200_measured.<setting>_b<batch>``: KV vs full recomputation, both measured and
   both best-of-N (``..._median``: median over median); the headline is ``peer_size_b10`` (ten

@@ -1,25 +1,30 @@
 """Melody decoding: notes/s with the KV cache vs full recomputation, and invalid-song fractions.
 
     .venv/bin/python benchmarks/generate_bench.py [--only default,peer_size,paper_small]
-        [--workdir=W] [--plain_malloc] [--repeats 3]
+        [--workdir=W] [--plain_malloc] [--repeats 3] [--full_repeats 2]
 
 Speed (random weights, float32): each row generates exactly N notes after a 100-syllable lyric
 part (Part A of 104 tokens, then SEP). To force exactly N notes the constraint rows claim N
 syllables with at most one note each (the prompt still holds 100 syllables); the timing model
 therefore has a 512-entry word-id table and head so that N = 400 fits. Timed: the whole jitted
 ``decode`` call (prompt encoding + N steps, every field sampled with temperature 0.9 / top-k 10
-under the constraints), fastest of ``--repeats`` runs after a compiling run.
+under the constraints), fastest of ``--repeats`` runs after a compiling run (best case; the
+median run is in ``notes_per_s_median``).
 
 * ``notes_per_s.<setting>_b1`` / ``_b10``: KV cache, N = 200, batch 1 / 10.
 * ``..._full_recompute``: the public SongGLM approach: at every step the model re-runs the whole
   sequence so far (Part A + SEP + notes, padded up to a multiple of 32 tokens so a few shapes
   compile) and all output heads, then samples the same way (same keys, so the same notes up to
-  float rounding: ``same_notes_fraction``). Batch 10 of paper_small would take ~5 minutes, so
-  it is estimated from one timed forward per 32-token length bucket (``estimated`` list).
-* ``kv_speedup_200``: paper_small, batch 10 (ten samples per lyric, the public setting) KV vs
-  full recomputation; ``kv_speedup_200_b1`` the same at batch 1, where one decoding step reads
+  float rounding: ``same_notes_fraction``); fastest of ``--full_repeats`` whole runs after a
+  compiling pass (median in ``notes_per_s_median``). Batch 10 of paper_small would take ~6
+  minutes a run on one core, so it is only estimated, from one timed forward per 32-token bucket:
+  ``..._full_recompute_estimated`` (also listed in ``estimated``).
+* ``kv_speedup_200_measured.<setting>_b<batch>``: KV vs full recomputation, both measured and
+  both best-of-N (``..._median``: median over median); the headline is ``peer_size_b10`` (ten
+  samples per lyric, the public setting) and ``paper_small_b1``, where one decoding step reads
   all 34M float32 weights (136 MB) and runs at this machine's memory bandwidth (~21 GB/s for a
   matrix-vector product, ~6.5 ms a step), while the recomputation is compute-bound.
+* ``kv_speedup_200_estimated.paper_small_b10``: the same against the estimated recomputation.
 * ``time_per_note_ms.<setting>``: batch 1, N = 50 / 100 / 200 / 400 (flat: a step costs the
   same whatever the position, the cache being a fixed buffer of Part A + N slots).
 
@@ -95,19 +100,19 @@ def timing_setup(model_kw: dict, batch: int, notes: int):
 
 
 def time_kv(setup, notes: int, repeats: int):
-  """(best seconds, Decoded) of the KV-cache decoder."""
+  """(best seconds, median seconds, Decoded) of the KV-cache decoder."""
   _, graphdef, params, prompts, rows, grids, settings, keys = setup
   run = lambda: jax.block_until_ready(decode_lib.decode(
       graphdef, params, prompts, rows, grids, settings, keys, max_notes=notes))
   out = run()
   if not (np.asarray(out.num_notes) == notes).all():
     raise RuntimeError(f'expected {notes} notes per row, got {np.asarray(out.num_notes)}')
-  best = float('inf')
+  times = []
   for _ in range(repeats):
     t = time.perf_counter()
     run()
-    best = min(best, time.perf_counter() - t)
-  return best, out
+    times.append(time.perf_counter() - t)
+  return min(times), float(np.median(times)), out
 
 
 def _full_step_fn(cfg, graphdef, settings, notes: int, p: int):
@@ -131,10 +136,11 @@ def _full_step_fn(cfg, graphdef, settings, notes: int, p: int):
   return jax.jit(step, static_argnames=('length',))
 
 
-def time_full(setup, notes: int, *, estimate: bool = False):
-  """(seconds, notes int32 [B, notes, 5] or None) of full recomputation at every step.
+def time_full(setup, notes: int, *, repeats: int = 1, estimate: bool = False):
+  """(best seconds, median seconds, notes int32 [B, notes, 5] or None) of full recomputation at
+  every step, over ``repeats`` whole runs after a pass that compiles every length bucket.
 
-  ``estimate``: time one step per length bucket and sum over the steps instead.
+  ``estimate``: time one step per length bucket once and sum over the steps instead.
   """
   cfg, graphdef, params, prompts, rows, grids, settings, keys = setup
   b, p = prompts['segment_ids'].shape
@@ -163,40 +169,50 @@ def time_full(setup, notes: int, *, estimate: bool = False):
     for n, t in zip(lengths, firsts):
       secs, _ = run([t])
       total += secs * sum(1 for s in range(notes + 1) if bucket(s) == n)
-    return total, None
-  secs, out = run(range(notes + 1))
-  return secs, np.stack([np.asarray(o) for o in out[:notes]], axis=1)
+    return total, total, None
+  times = []
+  for _ in range(repeats):
+    secs, out = run(range(notes + 1))
+    times.append(secs)
+  return min(times), float(np.median(times)), np.stack([np.asarray(o) for o in out[:notes]], axis=1)
 
 
-def speed(names, repeats: int) -> dict:
-  res = {'notes_per_s': {}, 'time_per_note_ms': {}, 'same_notes_fraction': {}, 'estimated': []}
+def speed(names, repeats: int, full_repeats: int) -> dict:
+  res = {'notes_per_s': {}, 'notes_per_s_median': {}, 'time_per_note_ms': {},
+         'same_notes_fraction': {}, 'estimated': [], 'kv_speedup_200_measured': {},
+         'kv_speedup_200_measured_median': {}, 'kv_speedup_200_estimated': {}}
+  nps, med = res['notes_per_s'], res['notes_per_s_median']
   for name in names:
     for batch in (1, 10):
       setup = timing_setup(SETTINGS[name], batch, NOTES)
-      secs, out = time_kv(setup, NOTES, repeats)
+      secs, msecs, out = time_kv(setup, NOTES, repeats)
       key = f'{name}_b{batch}'
-      res['notes_per_s'][key] = batch * NOTES / secs
+      nps[key], med[key] = batch * NOTES / secs, batch * NOTES / msecs
       estimate = name == 'paper_small' and batch == 10
-      fsecs, fnotes = time_full(setup, NOTES, estimate=estimate)
-      res['notes_per_s'][key + '_full_recompute'] = batch * NOTES / fsecs
+      fsecs, fmsecs, fnotes = time_full(setup, NOTES, repeats=full_repeats, estimate=estimate)
       if estimate:
-        res['estimated'].append(key + '_full_recompute')
+        full = key + '_full_recompute_estimated'
+        nps[full] = batch * NOTES / fsecs
+        res['estimated'].append(full)
+        res['kv_speedup_200_estimated'][key] = nps[key] / nps[full]
       else:
+        full = key + '_full_recompute'
+        nps[full], med[full] = batch * NOTES / fsecs, batch * NOTES / fmsecs
+        res['kv_speedup_200_measured'][key] = nps[key] / nps[full]
+        res['kv_speedup_200_measured_median'][key] = med[key] / med[full]
         res['same_notes_fraction'][key] = float(np.mean(np.all(
             fnotes == np.asarray(out.notes), axis=-1)))
-      print(f'{key}: KV {res["notes_per_s"][key]:,.0f} notes/s, full recomputation '
-            f'{res["notes_per_s"][key + "_full_recompute"]:,.1f} notes/s', flush=True)
+      print(f'{key}: KV {nps[key]:,.0f} notes/s (best of {repeats}; median {med[key]:,.0f}), '
+            f'full recomputation {nps[full]:,.1f} notes/s '
+            + ('(estimated)' if estimate else f'(best of {full_repeats}; median {med[full]:,.1f})'),
+            flush=True)
     per = {}
     for n in (50, 100, 200, 400):
-      secs, _ = time_kv(timing_setup(SETTINGS[name], 1, n), n, repeats)
+      secs, _, _ = time_kv(timing_setup(SETTINGS[name], 1, n), n, repeats)
       per[str(n)] = 1000 * secs / n
     res['time_per_note_ms'][name] = per
     print(f'{name}: ms per note at 50/100/200/400 notes: '
           + ' / '.join(f'{v:.3f}' for v in per.values()), flush=True)
-  for b in ('b1', 'b10'):
-    if f'paper_small_{b}' in res['notes_per_s']:
-      res[f'kv_speedup_200_{b}'] = (res['notes_per_s'][f'paper_small_{b}']
-                                   / res['notes_per_s'][f'paper_small_{b}_full_recompute'])
   return res
 
 
@@ -242,7 +258,9 @@ def untrained_validity(lyrics) -> dict:
 def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument('--only', default=','.join(SETTINGS), help='settings to time')
-  ap.add_argument('--repeats', type=int, default=3, help='timed runs per measurement')
+  ap.add_argument('--repeats', type=int, default=3, help='timed KV-cache runs per measurement')
+  ap.add_argument('--full_repeats', type=int, default=2,
+                  help='timed full-recomputation runs per measurement')
   ap.add_argument('--workdir', default='', help='trained workdir: also its invalid fractions')
   ap.add_argument('--plain_malloc', action='store_true', help='keep the default glibc malloc')
   args = ap.parse_args()
@@ -251,7 +269,7 @@ def main():
   unknown = set(names) - set(SETTINGS)
   if unknown:
     ap.error(f'unknown settings {sorted(unknown)}; expected some of {list(SETTINGS)}')
-  res = speed(names, args.repeats)
+  res = speed(names, args.repeats, args.full_repeats)
   lyrics, source = bench_lyrics()
   valid = untrained_validity(lyrics)
   trained = {}
@@ -264,10 +282,13 @@ def main():
     trained.update(workdir=args.workdir, step=inf.step, stage=inf.stage)
   common.finish('generate_bench', {
       'notes_per_s': res['notes_per_s'],
-      'kv_speedup_200': res.get('kv_speedup_200_b10'),
+      'kv_speedup_200_measured': res['kv_speedup_200_measured'],
+      'kv_speedup_200_estimated': res['kv_speedup_200_estimated'],
       'invalid_fraction_unconstrained': valid['invalid_fraction_unconstrained'],
       'invalid_fraction_constrained': valid['invalid_fraction_constrained'],
-      'kv_speedup_200_b1': res.get('kv_speedup_200_b1'),
+      'notes_per_s_median': res['notes_per_s_median'],
+      'kv_speedup_200_measured_median': res['kv_speedup_200_measured_median'],
+      'best_of': {'kv': args.repeats, 'full_recompute': args.full_repeats},
       'time_per_note_ms': res['time_per_note_ms'],
       'same_notes_fraction': res['same_notes_fraction'],
       'estimated': res['estimated'],

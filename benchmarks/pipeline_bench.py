@@ -6,7 +6,10 @@ Prepares both shared corpora (with the harmonized n-gram lexicon) into a tempora
 in this one process:
   examples_per_s[task]        decoded records -> masked GLM examples -> packed rows of 1024
                               (chunks of 256 records, the pipeline's unit), vectorized path
-  speedup_vs_reference[task]  masking + layout: plain-loop reference time / vectorized time
+  speedup_vs_reference[task]  masking + layout: reference time / vectorized time; the
+                              reference (``masking_reference``, the tests' oracle) is the
+                              straightforward per-example implementation: plain loops, one
+                              vector of random draws per stream
   packing_efficiency          non-padding share of the pre-training pipeline's batches (mixed
                               tasks, pre-training corpus, seq_len 1024)
   rows_per_s                  the whole Grain pre-training pipeline (read, decode, shuffle, mask,

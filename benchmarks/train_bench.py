@@ -5,15 +5,24 @@
 
 For each setting: non-padding tokens/s, step time, parameter count and MFU = model FLOPs per
 second / the peak of a large float32 ``jnp.dot`` measured in the same run (before and after
-every setting; the highest is used). Model FLOPs of a step
-= 3 x forward matmul FLOPs (2 per multiply-add) over all B x L positions: dense layers and
-heads (2 x params x tokens) plus attention scores and values (4 x L x d_model per token and
-layer); embedding gathers and element-wise work are not counted. Batches are synthetic,
-packed like the pipeline's output on the shared sample at sequence 768 (examples of 80-540
-tokens, ~98.5% of positions non-padding).
+every setting; the highest is used). Model FLOPs of a step = 3 x forward matmul FLOPs (2 per
+multiply-add): dense layers and heads (2 x params x tokens, all B x L positions) plus attention
+scores and values (4 x d_model per (query, key) pair and layer), counted two ways:
 
-Step time is the fastest of ``--steps`` timed steps (the median is reported too): this machine is
-shared, and the fastest step is the best estimate of what the code does on an idle machine.
+* ``mfu_counted`` (``mfu``, PaLM-style): every pair of the L x L score matrix of each packed
+  row, as the step computes them;
+* ``mfu_useful``: only the pairs the GLM mask of the timed batches allows (``layers.glm_mask``:
+  same example, Part A keys, causal in Part B; ``allowed_pair_fraction``), the work a kernel
+  that skipped masked blocks would still do.
+
+Embedding gathers and element-wise work are not counted. Batches are synthetic, packed like the
+pipeline's output on the shared sample at sequence 768 (examples of 80-540 tokens, ~98.5% of
+positions non-padding). ``theoretical_peak_gflops``: the processor's float32 peak from
+/proc/cpuinfo (see :func:`theoretical_peak`), or 'unknown'.
+
+Step time is the fastest of ``--steps`` timed steps (best case: this machine is shared, and the
+fastest step is the best estimate of what the code does on an idle machine); the median step
+and the figures at the median (``*_median``) are the typical case.
 
 Allocator: XLA:CPU allocates its step buffers afresh on every call; with glibc's defaults every
 large buffer is a new mmap whose 4 KiB pages fault in again each step (a 150 MB attention score
@@ -33,6 +42,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import time
 
 import common
@@ -41,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from songglm_jax.model import GLM, INPUT_FIELDS, ModelConfig, synthetic
+from songglm_jax.model import layers
 from songglm_jax.train import optim
 from songglm_jax.train import step as step_lib
 
@@ -69,14 +80,53 @@ def matmul_peak_gflops(n: int = 2048, reps: int = 20) -> float:
   return 2 * n ** 3 / best / 1e9
 
 
-def model_flops_per_step(cfg: ModelConfig, batch: int, length: int) -> float:
-  """Training FLOPs of one step (see module docstring)."""
+def theoretical_peak() -> dict:
+  """Float32 peak GFLOP/s = cores x clock x 2 (FMA) x float32 lanes of the widest vector flag,
+  one FMA instruction per cycle per core, from /proc/cpuinfo; 'unknown' when not derivable.
+
+  /proc/cpuinfo does not say how many FMA units a core has: one full-width FMA per cycle is
+  assumed (AMD Zen 4 runs AVX-512 on two 256-bit pipes, i.e. one 512-bit FMA per cycle; a core
+  with two 512-bit FMA units would double the figure). The clock is ``cpu MHz`` (under a
+  hypervisor the nominal clock; boost is not counted).
+  """
+  try:
+    text = open('/proc/cpuinfo').read()
+  except OSError:
+    return {'gflops': 'unknown', 'how': '/proc/cpuinfo unreadable'}
+  blocks = [b for b in text.split('\n\n') if b.strip()]
+  field = lambda b, k: (re.search(rf'^{k}\s*:\s*(.*)$', b, re.M) or [None, None])[1]
+  cores = len({(field(b, 'physical id'), field(b, 'core id')) for b in blocks}) or len(blocks)
+  mhz, flags = field(blocks[0], 'cpu MHz'), set((field(blocks[0], 'flags') or '').split())
+  lanes = 16 if 'avx512f' in flags else 8 if 'avx' in flags else 4 if 'sse' in flags else 0
+  if not (mhz and lanes and 'fma' in flags | ({'avx512f'} & flags)):
+    return {'gflops': 'unknown', 'how': 'no cpu MHz or FMA vector flag in /proc/cpuinfo'}
+  ghz, usable = float(mhz) / 1e3, len(os.sched_getaffinity(0))
+  per_core = ghz * 2 * lanes
+  return {'gflops': cores * per_core, 'gflops_per_core': per_core,
+          'gflops_usable_cores': min(usable, cores) * per_core, 'cores': cores,
+          'usable_cores': usable, 'ghz': ghz, 'fp32_lanes': lanes, 'model': field(blocks[0],
+                                                                                   'model name'),
+          'how': 'cores x cpu MHz x 2 (FMA) x float32 lanes (avx512f 16, avx 8), one FMA '
+                 'instruction per cycle per core assumed (/proc/cpuinfo has no FMA unit count)'}
+
+
+def allowed_pairs(batch: dict) -> int:
+  """(query, key) pairs the GLM mask of ``batch`` allows, over all rows."""
+  meta = layers.AttnMeta.of_batch(batch)
+  return int(np.asarray(layers.glm_mask(meta, meta)).sum())
+
+
+def model_flops_per_step(cfg: ModelConfig, batch: int, length: int,
+                         attn_pairs: float | None = None) -> float:
+  """Training FLOPs of one step (see module docstring); ``attn_pairs``: the (query, key) pairs
+  counted for attention (default all B x L x L)."""
   d, tokens = cfg.d_model, batch * length
   dense = cfg.num_layers * (4 * d * d + 2 * d * cfg.d_ff)
   dense += d * sum(SIZES[f] for f in cfg.target_fields)
   if cfg.embed_combine == 'concat':
     dense += cfg.embed_field_dim * len(INPUT_FIELDS) * d
-  forward = 2 * dense * tokens + cfg.num_layers * 4 * length * d * tokens
+  pairs = tokens * length if attn_pairs is None else attn_pairs
+  forward = 2 * dense * tokens + cfg.num_layers * 4 * d * pairs
   return 3.0 * forward
 
 
@@ -118,13 +168,17 @@ def run(name: str, steps: int) -> dict:
     state, m = train(state, batches[i % 2])
     tokens.append(float(m['tokens']))  # waits for the step
     times.append(time.perf_counter() - t)
-  step_s = float(np.min(times))
+  step_s, median_s = float(np.min(times)), float(np.median(times))
+  pairs = np.mean([allowed_pairs(b) for b in batches])
   return {'model': overrides, 'sizes_from': source, 'batch': batch, 'seq_len': length,
-          'params': n_params, 'step_s': step_s, 'step_s_median': float(np.median(times)),
+          'params': n_params, 'step_s': step_s, 'step_s_median': median_s, 'steps': steps,
           'compile_s': compile_s,
           'non_padding_fraction': float(np.mean(tokens)) / (batch * length),
           'tokens_per_s': float(np.mean(tokens)) / step_s,
-          'model_tflops_per_step': model_flops_per_step(cfg, batch, length) / 1e12}
+          'tokens_per_s_median': float(np.mean(tokens)) / median_s,
+          'allowed_pair_fraction': float(pairs) / (batch * length * length),
+          'model_tflops_per_step': model_flops_per_step(cfg, batch, length) / 1e12,
+          'useful_tflops_per_step': model_flops_per_step(cfg, batch, length, pairs) / 1e12}
 
 
 def main():
@@ -140,16 +194,35 @@ def main():
   for name in names:
     runs[name] = r = run(name, args.steps)
     peaks.append(matmul_peak_gflops())
-    print(f'{name}: {r["tokens_per_s"]:.0f} tokens/s, step {r["step_s"]:.3f} s, '
+    print(f'{name}: {r["tokens_per_s"]:.0f} tokens/s, step {r["step_s"]:.3f} s fastest of '
+          f'{args.steps} (median {r["step_s_median"]:.3f} s), '
           f'{r["model_tflops_per_step"] * 1e3 / r["step_s"]:.0f} model GFLOP/s, '
           f'{r["params"] / 1e6:.1f}M params', flush=True)
   peak = max(peaks)  # the best the machine showed in this run: the conservative denominator
   for r in runs.values():
-    r['mfu'] = r['model_tflops_per_step'] * 1e3 / r['step_s'] / peak
+    for kind, flops in (('counted', r['model_tflops_per_step']),
+                        ('useful', r['useful_tflops_per_step'])):
+      r[f'mfu_{kind}'] = flops * 1e3 / r['step_s'] / peak
+      r[f'mfu_{kind}_median'] = flops * 1e3 / r['step_s_median'] / peak
+    r['mfu'] = r['mfu_counted']
+  by = lambda key: {k: v[key] for k, v in runs.items()}
+  theo = theoretical_peak()
+  if isinstance(theo['gflops'], float):
+    theo['measured_matmul_fraction'] = peak / theo['gflops_usable_cores']
+    if peak > theo['gflops_usable_cores']:
+      theo['note'] = ('the measured matmul exceeds this: the cores run above the cpu MHz '
+                      'reported (boost), so it is a floor, not a ceiling')
   common.finish('train_bench', {
-      'tokens_per_s': {k: v['tokens_per_s'] for k, v in runs.items()},
-      'mfu': {k: v['mfu'] for k, v in runs.items()},
-      'matmul_peak_gflops': peak, 'runs': runs, 'devices': str(jax.devices()),
+      'tokens_per_s': by('tokens_per_s'), 'tokens_per_s_median': by('tokens_per_s_median'),
+      'mfu': by('mfu'), 'mfu_counted': by('mfu_counted'), 'mfu_useful': by('mfu_useful'),
+      'mfu_counted_median': by('mfu_counted_median'), 'mfu_useful_median': by('mfu_useful_median'),
+      'best_of_steps': args.steps,
+      'convention': 'tokens_per_s and mfu_* from the fastest of best_of_steps timed steps, '
+                    '*_median from the median step; mfu_counted counts attention over all L x L '
+                    'pairs of each packed row (PaLM-style), mfu_useful only the pairs the GLM '
+                    'mask allows; denominator matmul_peak_gflops',
+      'matmul_peak_gflops': peak, 'theoretical_peak': theo,
+      'runs': runs, 'devices': str(jax.devices()),
       'glibc_tunables': os.environ.get('GLIBC_TUNABLES', ''),
       'targets': {'mfu.paper_small': 0.35, 'tokens_per_s.peer_size': 1400}})
 

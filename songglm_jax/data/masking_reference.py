@@ -2,7 +2,9 @@
 
 Same objectives, layout and random draws as the vectorized path (``masking.py``,
 ``masking_spans.py``, ``layout.py``), written the obvious way so that it can be read against
-the description in ``masking.py`` and compared example by example with the fast path.
+the description in ``masking.py`` and compared example by example with the fast path. Each
+random stream an example uses is drawn once, as one vector (``_draws``), as a straightforward
+per-example implementation would; ``pipeline_bench.py`` reports its speed-ups against this.
 """
 
 from __future__ import annotations
@@ -15,19 +17,21 @@ from songglm_jax.data import masking as mk
 from songglm_jax.data import tokenizer as tok
 
 
-def _u(key: int, stream: int, counter: int) -> float:
-  return float(mk.uniforms(np.uint64(key), stream, counter)[0])
+def _draws(key: int, stream: int, count: int) -> list[float]:
+  """The first ``count`` uniforms of one random stream of an example, drawn in one call."""
+  return mk.uniforms(np.uint64(key), stream, np.arange(count)).tolist()
 
 
 def _smallest(key: int, stream: int, slots: list[int], count: int) -> list[int]:
   """The ``count`` slots with the smallest draws, in slot order."""
-  by_draw = sorted(slots, key=lambda j: _u(key, stream, j))
+  u = _draws(key, stream, max(slots, default=-1) + 1)
+  by_draw = sorted(slots, key=lambda j: u[j])
   return sorted(by_draw[:count])
 
 
 def song_mask(n: int, key: int, rate: float) -> list[bool]:
   c = min(max(int(mk.round_half_up(rate * n)), 1), n)
-  offset = int(np.floor(_u(key, mk.STREAM_SONG, 0) * (n - c + 1)))
+  offset = int(np.floor(_draws(key, mk.STREAM_SONG, 1)[0] * (n - c + 1)))
   return [offset <= j < offset + c for j in range(n)]
 
 
@@ -36,7 +40,8 @@ def phrase_mask(note_phrase: list[int], num_phrases: int, key: int, rate: float)
   count = [0] * num_phrases
   for p in note_phrase:
     count[p] += 1
-  order = sorted(range(num_phrases), key=lambda p: _u(key, mk.STREAM_PHRASE, p))
+  u = _draws(key, mk.STREAM_PHRASE, num_phrases)
+  order = sorted(range(num_phrases), key=lambda p: u[p])
   chosen, covered = set(), 0
   for p in order:
     if covered >= need:
@@ -72,7 +77,8 @@ def random_spans_mask(n: int, key: int, rate: float, mean_span_length: float) ->
 def ngram_mask(n: int, candidates: list[tuple[int, int]], key: int, rate: float,
                mean_span_length: float) -> list[bool]:
   need = int(mk.notes_needed(rate, n))
-  order = sorted(range(len(candidates)), key=lambda j: _u(key, mk.STREAM_NGRAM, j))
+  u = _draws(key, mk.STREAM_NGRAM, len(candidates))
+  order = sorted(range(len(candidates)), key=lambda j: u[j])
   masked, covered = [False] * n, 0
   for j in order:
     if covered >= need:
@@ -145,7 +151,8 @@ def layout(tokens: np.ndarray, masked: list[bool], key: int, *, long_mask: bool,
     i += 1
   order = list(range(len(spans)))
   if shuffle:
-    order.sort(key=lambda j: _u(key, mk.STREAM_SHUFFLE, j))
+    u = _draws(key, mk.STREAM_SHUFFLE, len(spans))
+    order.sort(key=lambda j: u[j])
 
   f = tokens.shape[1]
   out = {k: [] for k in ('tokens', 'targets', 'loss_mask', 'position_ids', 'block_position_ids',
@@ -179,7 +186,7 @@ def layout(tokens: np.ndarray, masked: list[bool], key: int, *, long_mask: bool,
 def make_example(record, key: int, opts: mk.MaskingOptions, task: Optional[str] = None) -> dict:
   """One example of a record (which must fit): its arrays plus ``'task'`` (the task name)."""
   if task is None:
-    u, total, acc = _u(key, mk.STREAM_TASK, 0), sum(opts.task_weights), 0.0
+    u, total, acc = _draws(key, mk.STREAM_TASK, 1)[0], sum(opts.task_weights), 0.0
     task = mk.TASKS[-1]
     for name, w in zip(mk.TASKS, opts.task_weights):
       acc += w

@@ -398,3 +398,10 @@ def test_bad_records_are_rejected_with_their_name():
   cut = dataclasses.replace(good, tokens=good.tokens[:-1], name='cut')
   with pytest.raises(ValueError, match="'cut'.*laid out"):
     mk.RecordBatch.from_records([cut], mk.example_keys(0, 0, [0]))
+
+
+@given(st.integers(0, 2**62), st.sampled_from([mk.STREAM_SONG, mk.STREAM_NGRAM, mk.STREAM_SHUFFLE]),
+       st.integers(0, 40))
+def test_reference_draws_one_vector_per_stream_with_the_counters_draws(key, stream, count):
+  want = [float(mk.uniforms(np.uint64(key), stream, j)[0]) for j in range(count)]
+  assert ref._draws(key, stream, count) == want  # pylint: disable=protected-access

@@ -38,6 +38,7 @@ for _var in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
   os.environ.setdefault(_var, '1')
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import pathlib  # noqa: E402
@@ -125,8 +126,10 @@ def make_config(row: str, seed: int, args):
   return c
 
 
+@functools.lru_cache(maxsize=None)
 def commit() -> str:
-  """HEAD's short hash, '+dirty' when tracked files differ from it."""
+  """HEAD's short hash, '+dirty' when tracked files differ from it, as it was when this process
+  started (main() asks first): the code the runs execute, even if HEAD moves meanwhile."""
   run = lambda *a: subprocess.run(['git', *a], cwd=common.REPO, capture_output=True,
                                   text=True).stdout.strip()
   head = run('rev-parse', '--short', 'HEAD') or 'unknown'
@@ -225,6 +228,7 @@ def command(args) -> str:
 
 def main(argv=None):
   args = parse_args(sys.argv[1:] if argv is None else argv)
+  commit()  # the code this process runs (commit() keeps the first answer)
   from absl import flags
   if not flags.FLAGS.is_parsed():  # Grain reads absl flags; this script parses its own
     flags.FLAGS.mark_as_parsed()

@@ -44,11 +44,10 @@ from absl import flags, logging
 from songglm_jax import atomic, generation
 from songglm_jax import lyrics as lyrics_lib
 from songglm_jax.music import syllabify
-from songglm_jax.sample_files import (  # noqa: F401  (re-exported: generate.X as before)
-    FORMATS, SAMPLE_FILES, checkpoint_choice, clear_samples, earlier_samples, options,
-    options_dict, parse_field_values, parse_formats, summary, write_samples)
+from songglm_jax.sample_files import (  # noqa: F401  (parse_field_values: generate.X as before)
+    FORMATS, checkpoint_choice, clear_samples, earlier_samples, options, options_dict,
+    parse_field_values, parse_formats, write_samples)
 
-_options_dict = options_dict  # the name other modules used before sample_files.py
 
 FLAGS = flags.FLAGS
 
@@ -169,7 +168,7 @@ def generate_to_dir(model_cfg, field_sizes, tokenizer, graphdef, params,
   report = write_samples(results, lyrics, output, formats=formats)
   notes = sum(e.get('notes', 0) for e in report['songs'])
   report.update(seconds=seconds, notes_per_s=notes / seconds if seconds else 0.0,
-                options=_options_dict(opts), **(extra or {}))
+                options=options_dict(opts), **(extra or {}))
   atomic.write_json(pathlib.Path(output) / 'generate.json', report)
   print(f'generate: {report["num_samples"] - report["num_invalid"]} / {report["num_samples"]} '
         f'songs written to {output} in {seconds:.1f} s', flush=True)
@@ -224,7 +223,7 @@ def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
            'lyrics_source': {'text': text, 'text_file': text_file, 'songs_from': songs_from}}
   if language != 'en' or title:  # only then: a resumed run of an older generate.json matches
     extra['lyrics_source'].update(language=language, title=title)
-  stamp = {**extra, 'options': _options_dict(opts)}
+  stamp = {**extra, 'options': options_dict(opts)}
   old = atomic.finished_json(pathlib.Path(output) / 'generate.json', stamp) if resume else None
   # Older generate.json files have no 'formats': they wrote mid, musicxml (and png with plot).
   if old is not None and old.get('formats', ['mid', 'musicxml'] + ['png'] * bool(

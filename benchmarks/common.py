@@ -13,7 +13,8 @@ if str(REPO) not in sys.path:
   sys.path.insert(0, str(REPO))
 SHARED = pathlib.Path(os.environ.get('SONGGLM_SHARED', REPO.parent / 'shared'))
 SAMPLE = SHARED / 'data' / 'songglm_sample'
-RESULTS = REPO / 'benchmarks' / 'results'
+RESULTS = pathlib.Path(os.environ.get('SONGGLM_BENCH_RESULTS',  # tests point it elsewhere
+                                      REPO / 'benchmarks' / 'results'))
 # glibc malloc that keeps freed memory (transparent huge pages for malloc, no mmap for large
 # blocks, no trimming): XLA:CPU steps run 1.3-1.4x faster. The one definition, also read by the
 # Makefile and launch/local.sh.

@@ -1,0 +1,32 @@
+"""benchmarks/quality_bench.py and quality_table.py on bad input: a missing corpus is a reported
+skip (exit 0, JSON last line says why), a folder without results is one line (exit 1)."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+from tests.train import helpers
+
+
+def _run(tmp_path, *args):
+  env = dict(helpers.subprocess_env(), SONGGLM_BENCH_RESULTS=str(tmp_path / 'results'))
+  return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
+                        text=True, timeout=300)
+
+
+def test_quality_bench_without_the_corpus_reports_a_skip(tmp_path):
+  missing = tmp_path / 'no_such_corpus'
+  r = _run(tmp_path, 'benchmarks/quality_bench.py', f'--workdir={tmp_path / "w"}',
+           f'--config.data.pretrain_source={missing}', f'--config.data.finetune_source={missing}')
+  assert r.returncode == 0, r.stderr[-2000:]
+  last = json.loads(r.stdout.strip().splitlines()[-1])
+  assert 'corpus not found' in last['skipped'] and str(missing) in last['skipped']
+  assert not (tmp_path / 'w').exists()  # nothing trained, nothing written
+  assert json.loads((tmp_path / 'results' / 'quality_bench.json').read_text()) == last
+
+
+def test_quality_table_without_results_is_one_line(tmp_path):
+  r = _run(tmp_path, 'benchmarks/quality_table.py', str(tmp_path / 'none'))
+  assert r.returncode == 1
+  assert r.stderr.strip().splitlines() == [f'quality_table: no bench.json under [{str(tmp_path / "none")!r}]']

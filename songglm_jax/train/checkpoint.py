@@ -34,11 +34,14 @@ Beside them, the parameters with the lowest held-out loss so far (:class:`BestCh
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging as py_logging
 import math
+import os
 import pathlib
 import shutil
+import sys
 from typing import Any, Optional
 
 import jax
@@ -229,6 +232,7 @@ class Checkpoints:
     try:
       return self._manager.restore(step, args=ocp.args.Composite(**args))
     except Exception as e:  # pylint: disable=broad-except  # Orbax raises a bare Exception
+      _quiet_orbax_leftovers()
       folder = self.directory / str(step)
       why = _bad_json(folder) if isinstance(_innermost_error(e), json.JSONDecodeError) else None
       raise RestoreError(f'{folder}: does not restore ({why or _innermost(e)})') from e
@@ -268,6 +272,34 @@ class Checkpoints:
       return
     for entry in trash.iterdir():
       shutil.rmtree(entry, ignore_errors=True)
+
+
+def _from_orbax(unraisable: Any) -> bool:
+  code = getattr(unraisable.object, 'cr_code', None)
+  return code is not None and f'{os.sep}orbax{os.sep}' in code.co_filename
+
+
+def _quiet_orbax_leftovers() -> None:
+  """Keep the other failed reads of a restore that failed from printing tracebacks.
+
+  Orbax reads the arrays of a step in parallel coroutines; when one fails, the others that fail
+  too are dropped unfinished, and Python prints each one's traceback ("Exception ignored in
+  <coroutine ...>") whenever it is collected -- after the one-line error, at random. Their error
+  is the one already raised as :class:`RestoreError`, so errors from Orbax coroutines are
+  dropped from then on (any other unraisable error is printed as before).
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, '_quiet_orbax', False):
+    gc.collect()
+    return
+
+  def hook(unraisable):
+    if not _from_orbax(unraisable):
+      previous(unraisable)
+
+  hook._quiet_orbax = True  # pylint: disable=protected-access
+  sys.unraisablehook = hook
+  gc.collect()
 
 
 def _optimizer_item(state: TrainState) -> dict[str, Any]:

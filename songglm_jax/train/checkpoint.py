@@ -229,10 +229,11 @@ class Checkpoints:
     return self._restore(step, {'model': ocp.args.StandardRestore(target)})['model']
 
   def _restore(self, step: int, args: dict[str, Any]) -> Any:
+    _quiet_orbax_leftovers()
     try:
       return self._manager.restore(step, args=ocp.args.Composite(**args))
     except Exception as e:  # pylint: disable=broad-except  # Orbax raises a bare Exception
-      _quiet_orbax_leftovers()
+      gc.collect()  # the dropped read coroutines, while the hook keeps them quiet
       folder = self.directory / str(step)
       why = _bad_json(folder) if isinstance(_innermost_error(e), json.JSONDecodeError) else None
       raise RestoreError(f'{folder}: does not restore ({why or _innermost(e)})') from e
@@ -274,32 +275,64 @@ class Checkpoints:
       shutil.rmtree(entry, ignore_errors=True)
 
 
-def _from_orbax(unraisable: Any) -> bool:
+def _in_orbax(tb: Any) -> bool:
+  while tb is not None:
+    if f'{os.sep}orbax{os.sep}' in tb.tb_frame.f_code.co_filename:
+      return True
+    tb = tb.tb_next
+  return False
+
+
+def _late_read(value: Optional[BaseException], tb: Any) -> bool:
+  """A read finishing after its restore gave up: TensorStore calls back into the event loop that
+  Orbax has closed by then, from its own thread."""
+  if not isinstance(value, RuntimeError) or str(value) != 'Event loop is closed':
+    return False
+  while tb is not None and tb.tb_next is not None:
+    tb = tb.tb_next
+  return tb is not None and tb.tb_frame.f_code.co_filename.endswith(
+      os.path.join('asyncio', 'base_events.py'))
+
+
+def _dropped_read(unraisable: Any) -> bool:
+  """An unraisable error left by a restore that failed (see :func:`_quiet_orbax_leftovers`)."""
   code = getattr(unraisable.object, 'cr_code', None)
-  return code is not None and f'{os.sep}orbax{os.sep}' in code.co_filename
+  if code is not None and f'{os.sep}orbax{os.sep}' in code.co_filename:
+    return True  # a sibling read coroutine, dropped unfinished and now collected
+  return _late_read(unraisable.exc_value, unraisable.exc_traceback)
+
+
+class _NoUnretrievedOrbaxTasks(py_logging.Filter):
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    exc = record.exc_info[1] if record.exc_info else None
+    return not (str(record.msg).startswith('Task exception was never retrieved')
+                and exc is not None and _in_orbax(exc.__traceback__))
 
 
 def _quiet_orbax_leftovers() -> None:
-  """Keep the other failed reads of a restore that failed from printing tracebacks.
+  """Keep the other failed reads of a restore that fails from printing tracebacks (installed
+  before the first restore; a restore that succeeds leaves none of these).
 
-  Orbax reads the arrays of a step in parallel coroutines; when one fails, the others that fail
-  too are dropped unfinished, and Python prints each one's traceback ("Exception ignored in
-  <coroutine ...>") whenever it is collected -- after the one-line error, at random. Their error
-  is the one already raised as :class:`RestoreError`, so errors from Orbax coroutines are
-  dropped from then on (any other unraisable error is printed as before).
+  Orbax reads the arrays of a step in parallel; when one read fails, the restore gives up at
+  once, and the reads it leaves behind print tracebacks around the one-line error, at random:
+  each failed sibling coroutine when it is collected ("Exception ignored in <coroutine ...>"),
+  each read still in flight when it finishes and calls back into the closed event loop ("Event
+  loop is closed"), and asyncio's "Task exception was never retrieved" for failed tasks. Their
+  error is the one raised as :class:`RestoreError`, so these three kinds are dropped; any other
+  error is printed as before.
   """
-  previous = sys.unraisablehook
-  if getattr(previous, '_quiet_orbax', False):
-    gc.collect()
+  if getattr(sys.unraisablehook, '_quiet_orbax', False):
     return
+  previous = sys.unraisablehook
 
   def hook(unraisable):
-    if not _from_orbax(unraisable):
+    if not _dropped_read(unraisable):
       previous(unraisable)
 
   hook._quiet_orbax = True  # pylint: disable=protected-access
   sys.unraisablehook = hook
-  gc.collect()
+  py_logging.getLogger('asyncio').addFilter(_NoUnretrievedOrbaxTasks())
 
 
 def _optimizer_item(state: TrainState) -> dict[str, Any]:

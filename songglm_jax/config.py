@@ -179,6 +179,9 @@ def base_config() -> ml_collections.ConfigDict:
   g.pitch_high = 96         # highest MIDI pitch allowed (constrained)
   g.max_bar_advance = 2     # a note starts at most this many bars after the previous one
   g.velocity = 80           # MIDI velocity of written notes
+  g.stress_beat_bias = 0.0  # lyric-melody prior: + on strong beats for a stressed syllable's
+                            # first note, - for an unstressed one (position logits; 0 = off)
+  g.phrase_rest_bias = 0.0  # + on onsets leaving a rest >= an eighth before a phrase (0 = off)
   g.plot = True             # also a piano-roll PNG per song
 
   # Evaluation on the validation split (songglm_jax/eval_stage.py): its songs' lyrics are sung

@@ -9,14 +9,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from songglm_jax.data import tokenizer as tk
 from songglm_jax.model import sampling
+from songglm_jax.music import stress
 
 FIELDS = sampling.NOTE_COLUMNS  # fields with sampling settings
+OPTIONAL = ('stress_beat_bias', 'phrase_rest_bias')  # added later: configs of older workdirs
+                                                     # lack them (the default, off, applies)
 
 
 def _is_number(v) -> bool:
@@ -30,6 +33,11 @@ class GenerateOptions:
   ``temperature``, ``top_k`` and ``top_p`` map each field of :data:`FIELDS` to its setting
   (temperature <= 0: greedy; top_k 0 and top_p 1.0: off; every value finite). Defaults follow
   the public SongGLM code: temperature 0.9, top-k 10, 10 samples per song.
+
+  Lyric-melody priors (beyond the paper; 0 = off, the default): ``stress_beat_bias`` is added to
+  the position logits of strong beats for the first note of a syllable with primary stress and
+  subtracted for an unstressed one (``sampling.position_prior``); ``phrase_rest_bias`` is added
+  to the onsets that leave a rest of an eighth or more before the first note of a phrase.
   """
   num_samples: int = 10
   seed: int = 0
@@ -45,6 +53,8 @@ class GenerateOptions:
   pitch_high: int = 96
   max_bar_advance: int = 2
   velocity: int = 80
+  stress_beat_bias: float = 0.0
+  phrase_rest_bias: float = 0.0
 
   def validate(self) -> None:
     bad = lambda f, want: ValueError(f'generate.{f}: got {getattr(self, f)!r}, expected {want}')
@@ -60,6 +70,9 @@ class GenerateOptions:
     if not (_is_number(self.seed) and float(self.seed).is_integer() and
             0 <= self.seed < 2**32):
       raise bad('seed', f'a whole number in 0 .. {2**32 - 1} (JAX keys use 32 bits of it)')
+    for f in ('stress_beat_bias', 'phrase_rest_bias'):
+      if not (_is_number(getattr(self, f)) and math.isfinite(getattr(self, f))):
+        raise bad(f, 'a finite number')
     for knob in ('temperature', 'top_k', 'top_p'):
       d = getattr(self, knob)
       if set(d) != set(FIELDS):
@@ -81,10 +94,10 @@ class GenerateOptions:
     """
     section = config.generate
     names = [f.name for f in dataclasses.fields(cls) if f.name != 'seed']
-    missing = [n for n in names if n not in section]
+    missing = [n for n in names if n not in section and n not in OPTIONAL]
     if missing:
       raise ValueError(f'config.generate: missing field(s) {missing}')
-    kw = {n: section[n] for n in names}
+    kw = {n: section[n] for n in names if n in section}
     kw['seed'] = int(config.seed)
     for knob in ('temperature', 'top_k', 'top_p'):
       kw[knob] = {f: kw[knob][f] for f in FIELDS}
@@ -92,6 +105,22 @@ class GenerateOptions:
     opts = cls(**kw)
     opts.validate()
     return opts
+
+  def priors(self, syllable_stress: Sequence[str], syllable_phrase: np.ndarray
+             ) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """Per-syllable ``(beat_bias, rest_bias)`` float32 [S] of one lyrics window for
+    ``sampling.Rows`` (each None when its option is 0)."""
+    beat = rest = None
+    if self.stress_beat_bias:
+      sign = [1.0 if stress.is_primary(p) else -1.0 if p and set(p) <= {'0'} else 0.0
+              for p in syllable_stress]  # primary stress, unstressed, else ('2', '?') none
+      beat = np.float32(self.stress_beat_bias) * np.asarray(sign, np.float32)
+    if self.phrase_rest_bias:
+      phrase = np.asarray(syllable_phrase)
+      starts = np.zeros(len(phrase), bool)
+      starts[1:] = phrase[1:] != phrase[:-1]
+      rest = np.where(starts, np.float32(self.phrase_rest_bias), np.float32(0))
+    return beat, rest
 
   def settings(self) -> sampling.Settings:
     return sampling.Settings(tuple(float(self.temperature[f]) for f in FIELDS),

@@ -129,6 +129,13 @@ class Rows(NamedTuple):
   first_word: Optional[jax.Array] = None
   start_tick: Optional[jax.Array] = None
   end_tick: Optional[jax.Array] = None
+  # Lyric-melody priors (:func:`position_prior`); None: none. Added to the position logits of a
+  # syllable's first note: ``beat_bias[b, w]`` on strong beats (beat 1; also the middle of the
+  # bar where ``strong_mid``, a 4/4 bar) and ``rest_bias[b, w]`` on onsets at least
+  # ``REST_TICKS`` after the previous note's end, for syllable ``w``.
+  beat_bias: Optional[jax.Array] = None  # float32 [B, S_max]
+  strong_mid: Optional[jax.Array] = None  # bool [B]
+  rest_bias: Optional[jax.Array] = None  # float32 [B, S_max]
 
 
 class State(NamedTuple):
@@ -239,6 +246,39 @@ def constrained_masks(st: State, rows: Rows, grids: Grids, t, max_notes: int, si
   return word, after
 
 
+REST_TICKS = 240  # an eighth note: the rest the phrase-ending metric (PEA) counts
+
+
+def position_prior(st: State, rows: Rows, grids: Grids, word_id: jax.Array, bar: jax.Array,
+                   num_positions: int) -> Optional[jax.Array]:
+  """float32 [B, V_position] added to the position logits (None when ``rows`` has no priors).
+
+  Only a note that starts a syllable (its word id differs from the previous note's) is moved:
+  by ``beat_bias`` of that syllable where the position is a strong beat, and by ``rest_bias``
+  where the onset leaves a rest of at least :data:`REST_TICKS` after the previous note (zero
+  before the first note of a song). Positive values draw the note there, negative ones push it
+  away. Unused positions get 0 (they are masked anyway).
+  """
+  if rows.beat_bias is None and rows.rest_bias is None:
+    return None
+  w = word_id - NS
+  starts = (w != st.word) & (w >= 0)
+  at = jnp.clip(w, 0, None)[:, None]
+  p = jnp.arange(num_positions)[None] - NS
+  g = grids.position[jnp.clip(p, 0, grids.position.shape[0] - 1)]
+  real = p >= 0
+  out = jnp.zeros((word_id.shape[0], num_positions), jnp.float32)
+  if rows.beat_bias is not None:
+    big_l = rows.bar_ticks[:, None]
+    strong = real & ((g == 0) | (rows.strong_mid[:, None] & (2 * g == big_l)))
+    out += jnp.take_along_axis(rows.beat_bias, at, axis=1) * strong
+  if rows.rest_bias is not None:
+    onset = ((bar - NS) * rows.bar_ticks)[:, None] + g
+    rest = real & (onset - st.end[:, None] >= REST_TICKS) & (st.word >= 0)[:, None]
+    out += jnp.take_along_axis(rows.rest_bias, at, axis=1) * rest
+  return jnp.where(starts[:, None], out, 0.0)
+
+
 def next_syllable(st: State, rows: Rows) -> jax.Array:
   """The forced word id token [B] of a model without an alignment head: the syllable after the
   previous note's (0 for the first note), SEP once the last syllable has its note."""
@@ -286,12 +326,17 @@ def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array] | ChainLogits, 
   # One Gumbel draw for all fields of a row (one threefry call per step instead of one per field).
   noise = jax.vmap(lambda k: jax.random.gumbel(k, (len(NOTE_COLUMNS), width)))(keys)
 
-  def draw(field, allowed, live):
+  def draw(field, allowed, live, prior=None):
     allowed = allowed | ~live[:, None]  # ended/stopping rows: anything (never used)
     c = col[field]
-    given[field] = sample_field(noise[:, c], field_logits(field), allowed,
+    lg = field_logits(field)
+    if prior is not None:
+      lg = lg + prior
+    given[field] = sample_field(noise[:, c], lg, allowed,
                                 settings.temperature[c], settings.top_k[c], settings.top_p[c])
     return given[field]
+
+  prior = lambda word_id, bar: position_prior(st, rows, grids, word_id, bar, sizes['position'])
 
   live = ~st.done
   everything = lambda f: jnp.ones((1, sizes[f]), bool)
@@ -304,15 +349,16 @@ def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array] | ChainLogits, 
     note_live = live & (word_id != tk.SEP)
     bar_m, pos_m, dur_m, pitch_m = after(word_id - NS)
     bar = draw('bar', bar_m(), note_live)
-    pos = draw('position', pos_m(bar - NS), note_live)
+    pos = draw('position', pos_m(bar - NS), note_live, prior(word_id, bar))
     onset = (bar - NS) * big_l + grids.position[jnp.clip(pos - NS, 0, None)]
     dur = draw('duration', dur_m(onset), note_live)
     pitch = draw('pitch', pitch_m(), note_live)
   else:
     word_id = given['word_id'] if forced_words else draw('word_id', everything('word_id'), live)
     note_live = live & (word_id != tk.SEP)
-    bar, pos, dur, pitch = [draw(f, everything(f), note_live)
-                            for f in ('bar', 'position', 'duration', 'pitch')]
+    bar = draw('bar', everything('bar'), note_live)
+    pos = draw('position', everything('position'), note_live, prior(word_id, bar))
+    dur, pitch = [draw(f, everything(f), note_live) for f in ('duration', 'pitch')]
     onset = (bar - NS) * big_l + grids.position[
         jnp.clip(pos - NS, 0, grids.position.shape[0] - 1)]
   dur_ticks = grids.duration[jnp.clip(dur - NS, 0, grids.duration.shape[0] - 1)]

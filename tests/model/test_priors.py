@@ -1,0 +1,115 @@
+"""Lyric-melody priors of decoding (sampling.position_prior, GenerateOptions.priors)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from songglm_jax import generation
+from songglm_jax.data import tokenizer as tk
+from songglm_jax.model import decode as decode_lib
+from songglm_jax.model import sampling
+from tests.model import test_decode as td
+
+NS = tk.NUM_SPECIAL
+
+
+def _grids():
+  tok = td.tiny()[0]
+  return tok, sampling.make_grids(tok.position_grid, tok.duration_grid)
+
+
+def _rows(bar_ticks, beat=None, rest=None):
+  b = len(bar_ticks)
+  col = lambda v: jnp.asarray(np.asarray(v, np.int32))
+  f = lambda v: None if v is None else jnp.asarray(np.asarray(v, np.float32))
+  return sampling.Rows(col([3] * b), col(np.zeros((b, 3))), col(bar_ticks), col([36] * b),
+                       col([96] * b), col([8] * b), col([2] * b), beat_bias=f(beat),
+                       strong_mid=jnp.asarray([t == 1920 for t in bar_ticks]),  # 4/4 bars
+                       rest_bias=f(rest))
+
+
+def test_position_prior_marks_strong_beats_and_rests_of_a_syllables_first_note():
+  tok, grids = _grids()
+  v = tok.field_sizes['position']
+  g = np.asarray(grids.position)
+  rows = _rows([1920, 1920, 1440], beat=[[2.0, -3.0, 0.0]] * 3, rest=[[0.0, 5.0, 0.0]] * 3)
+  # row 0: first note of syllable 1 (previous note on syllable 0, ending at tick 300 of bar 0)
+  # row 1: a second note of syllable 1 (no prior); row 2: a 3/4 bar, syllable 1 starts
+  st = sampling.State(word=jnp.asarray([0, 1, 0]), count=jnp.ones(3, jnp.int32),
+                      end=jnp.asarray([300, 300, 300]), num_notes=jnp.ones(3, jnp.int32),
+                      done=jnp.zeros(3, bool), stopped=jnp.zeros(3, bool))
+  word = jnp.asarray([1, 1, 1]) + NS
+  bar = jnp.asarray([0, 0, 0]) + NS
+  got = np.asarray(sampling.position_prior(st, rows, grids, word, bar, v))
+  assert got.shape == (3, v) and not got[:, :NS].any()
+  strong4 = (g == 0) | (g == 960)
+  rest = g >= 300 + 240
+  np.testing.assert_allclose(got[0, NS:], -3.0 * strong4 + 5.0 * rest)
+  assert not got[1].any()
+  np.testing.assert_allclose(got[2, NS:], -3.0 * (g == 0) + 5.0 * rest)  # 3/4: beat 1 only
+  # the first note of a song: no rest prior (nothing before it)
+  first = st._replace(word=jnp.asarray([-1, -1, -1]), end=jnp.zeros(3, jnp.int32))
+  got = np.asarray(sampling.position_prior(first, rows, grids, word - 1, bar, v))
+  np.testing.assert_allclose(got[0, NS:], 2.0 * strong4)
+  assert sampling.position_prior(st, _rows([1920]), grids, word[:1], bar[:1], v) is None
+
+
+def test_options_turn_stress_and_phrases_into_per_syllable_priors():
+  o = generation.GenerateOptions(stress_beat_bias=1.5, phrase_rest_bias=2.0)
+  beat, rest = o.priors(('1', '0', '2', '?', '10', '01'), np.array([0, 0, 0, 1, 1, 2]))
+  assert beat.tolist() == [1.5, -1.5, 0.0, 0.0, 1.5, 1.5]
+  assert rest.tolist() == [0.0, 0.0, 0.0, 2.0, 0.0, 2.0]
+  assert generation.GenerateOptions().priors(('1',), np.array([0])) == (None, None)
+  with pytest.raises(ValueError, match='stress_beat_bias'):
+    generation.GenerateOptions(stress_beat_bias=float('nan')).validate()
+
+
+def _decoded_with(beat, rest, seed=4):
+  """Decode TEXTS with the untrained tiny model, with priors of the given strength."""
+  tok, graphdef, params = td.tiny()
+  lyrics = (td._lyrics() * td.ROWS)[:td.ROWS]
+  rows_l = [generation.lyric_rows(x, tok) for x in lyrics]
+  prompts = decode_lib.build_prompts(rows_l, td.LENGTH)
+  o = generation.GenerateOptions(stress_beat_bias=beat, phrase_rest_bias=rest)
+  s_max = td.LENGTH - 4
+  extra = generation._priors(o, [(0, 0, x) for x in lyrics], s_max)  # pylint: disable=protected-access
+  rows = td._rows(lyrics)._replace(**extra)
+  keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(jnp.arange(td.ROWS))
+  out = jax.device_get(decode_lib.decode(
+      graphdef, params, prompts, rows, sampling.make_grids(tok.position_grid, tok.duration_grid),
+      generation.GenerateOptions().settings(), keys, max_notes=td.MAX_NOTES))
+  songs = []
+  for b, lyr in enumerate(lyrics):
+    assert generation.invalid_reason(out.notes[b], int(out.num_notes[b]), bool(out.stopped[b]),
+                                     lyr.num_syllables, lyr.bar_ticks, tok, (36, 96)) is None
+    songs.append((lyr, generation.notes_to_song(lyr, rows_l[b], td._notes(out, b), tok)))
+  return songs
+
+
+def _rates(songs):
+  """(stressed first notes on strong beats, unstressed ones there, phrase starts after a rest)."""
+  from songglm_jax.metrics import lyric
+  on = {True: [], False: []}
+  rests = []
+  for lyr, song in songs:
+    strong = lyric.strong_beat_notes(song)[song.syllable_first_note]
+    primary = np.array(['1' in p for p in lyr.syllable_stress])
+    unstressed = np.array([set(p) <= {'0'} for p in lyr.syllable_stress])
+    on[True] += strong[primary].tolist()
+    on[False] += strong[unstressed].tolist()
+    first = song.syllable_first_note
+    starts = np.flatnonzero(np.diff(lyr.syllable_phrase) != 0) + 1
+    gap = song.onset[first[starts]] - song.offset[first[starts] - 1]
+    rests += (gap >= sampling.REST_TICKS).tolist()
+  return np.mean(on[True]), np.mean(on[False]), np.mean(rests)
+
+
+def test_priors_move_stressed_syllables_to_strong_beats_and_rests_before_phrases():
+  off = _rates(_decoded_with(0.0, 0.0))
+  on = _rates(_decoded_with(4.0, 4.0))
+  assert on[0] > off[0] + 0.2, (off, on)
+  assert on[1] < off[1], (off, on)
+  assert on[2] > off[2] + 0.1, (off, on)

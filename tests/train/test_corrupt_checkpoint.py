@@ -105,7 +105,9 @@ def test_generate_from_a_truncated_checkpoint_is_one_line_naming_it(trained, tmp
                      cwd=REPO, env=helpers.subprocess_env(), capture_output=True, text=True,
                      timeout=300)
   assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr[-3000:]
-  (line,) = _problems(r)
+  problems = _problems(r)
+  assert len(problems) == 1, problems
+  (line,) = problems
   assert line.startswith(f'songglm_jax.generate: error: {work}/pretrain/checkpoints/6: does not '
                          'restore (OUT_OF_RANGE'), line
   assert line.endswith('--checkpoint=<step> (one of [2, 4])')
@@ -120,7 +122,9 @@ def test_warm_start_from_a_truncated_checkpoint_is_one_line_naming_it(trained, t
   config.finetune.update(num_train_steps=2, eval_every_steps=0)
   r = helpers.run_main(work, config)
   assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr[-3000:]
-  (line,) = _problems(r)
+  problems = _problems(r)
+  assert len(problems) == 1, problems
+  (line,) = problems
   assert line.startswith('songglm_jax.main: error: config.finetune.init_from: the pre-trained '
                          f'parameters do not restore ({work}/pretrain/checkpoints/6: does not '
                          'restore (OUT_OF_RANGE'), line
@@ -137,3 +141,41 @@ def test_an_error_after_the_managers_open_exits_without_an_orbax_traceback(tmp_p
     assert r.returncode == 1, r.stderr[-3000:]
     assert _problems(r) == [f'songglm_jax.main: error: {tmp_path}/work/data/pretrain: no prepared '
                             'dataset; run the prepare stage first (config.stages=prepare,...)']
+
+
+def test_only_the_leftovers_of_a_failed_restore_are_kept_quiet(monkeypatch, caplog):
+  """The hooks installed before a restore drop the three kinds of leftovers of a failed one
+  (module docstring of train/checkpoint.py) and pass every other error through."""
+  import asyncio
+  import logging
+  seen = []
+  monkeypatch.setattr(sys, 'unraisablehook', seen.append)
+  monkeypatch.setattr(logging.getLogger('asyncio'), 'filters', [])
+  ckpt_lib._quiet_orbax_leftovers()  # pylint: disable=protected-access
+  assert sys.unraisablehook is not seen.append
+  ckpt_lib._quiet_orbax_leftovers()  # idempotent: one hook, one filter
+  assert len(logging.getLogger('asyncio').filters) == 1
+
+  loop = asyncio.new_event_loop()
+  loop.close()
+  try:
+    loop.call_soon_threadsafe(print)
+  except RuntimeError as e:
+    late = e
+  hook = sys.unraisablehook
+  unraisable = lambda value, obj=None: type('U', (), dict(
+      exc_type=type(value), exc_value=value, exc_traceback=value.__traceback__, object=obj,
+      err_msg=None))()
+  hook(unraisable(late))  # a read finishing after the loop closed: dropped
+  other = RuntimeError('Event loop is closed')  # raised elsewhere: passed on
+  hook(unraisable(other))
+  hook(unraisable(ValueError('x')))
+  assert [u.exc_value for u in seen] == [other, seen[1].exc_value]
+  assert isinstance(seen[1].exc_value, ValueError)
+
+  with caplog.at_level(logging.ERROR, logger='asyncio'):
+    log = logging.getLogger('asyncio')
+    log.error('Task exception was never retrieved\nfuture: <Task coro=<f() defined at '
+              f'{os.sep}x{os.sep}orbax{os.sep}y.py:1>>')
+    log.error('Task exception was never retrieved\nfuture: <Task coro=<f() defined at /x/y.py>>')
+  assert [r.getMessage().endswith('/x/y.py>>') for r in caplog.records] == [True]

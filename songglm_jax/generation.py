@@ -29,6 +29,7 @@ import numpy as np
 
 from songglm_jax.data import tokenizer as tk
 from songglm_jax.generation_rules import FIELDS, GenerateOptions, invalid_reason  # noqa: F401  (re-exported)
+from songglm_jax.generation_rules import prior_rows
 from songglm_jax.lyrics import Lyrics
 from songglm_jax.model import decode as decode_lib
 from songglm_jax.model import sampling
@@ -98,24 +99,6 @@ def _row_keys(base: jax.Array, lyric: jax.Array, window: jax.Array, sample: jax.
   return jax.vmap(lambda i, j, k: fold(fold(fold(base, i), j), k))(lyric, window, sample)
 
 
-def _priors(o: GenerateOptions, units, s_max: int) -> dict:
-  """The ``sampling.Rows`` fields of the lyric-melody priors of a batch (none when off)."""
-  if not (o.stress_beat_bias or o.phrase_rest_bias):
-    return {}
-  per = [o.priors(u[2].syllable_stress, u[2].syllable_phrase) for u in units]
-  pad = lambda a, n: np.pad(a, (0, s_max - n))
-  out = {}
-  if o.stress_beat_bias:
-    out['beat_bias'] = jnp.asarray(np.stack([pad(b, u[2].num_syllables)
-                                             for (b, _), u in zip(per, units)]))
-    out['strong_mid'] = jnp.asarray(np.array([tuple(u[2].time_signature) == (4, 4)
-                                              for u in units]))
-  if o.phrase_rest_bias:
-    out['rest_bias'] = jnp.asarray(np.stack([pad(r, u[2].num_syllables)
-                                             for (_, r), u in zip(per, units)]))
-  return out
-
-
 class Generator:
   """Samples songs for lyrics with one model (see the module docstring)."""
 
@@ -179,7 +162,9 @@ class Generator:
           bar_ticks=col([u[2].bar_ticks for u in us]), pitch_low=col([o.pitch_low] * len(us)),
           pitch_high=col([o.pitch_high] * len(us)),
           max_per_syllable=col([o.max_notes_per_syllable] * len(us)),
-          max_bar_advance=col([o.max_bar_advance] * len(us)), **_priors(o, us, s_max))
+          max_bar_advance=col([o.max_bar_advance] * len(us)), **prior_rows(
+              o, [(u[2].syllable_stress, u[2].syllable_phrase, u[2].time_signature) for u in us],
+              s_max))
       keys = _row_keys(base, col([units[u][0] for u, _ in batch]),
                        col([units[u][1] for u, _ in batch]), col([k for _, k in batch]))
       out = decode_lib.decode(self.graphdef, self.params, prompts, rows, self.grids, settings,

@@ -11,6 +11,7 @@ import math
 import numbers
 from typing import Any, Mapping, Optional, Sequence
 
+import jax.numpy as jnp
 import numpy as np
 
 from songglm_jax.data import tokenizer as tk
@@ -127,6 +128,28 @@ class GenerateOptions:
                              tuple(int(self.top_k[f]) for f in FIELDS),
                              tuple(float(self.top_p[f]) for f in FIELDS))
 
+
+
+def prior_rows(options: GenerateOptions, rows: Sequence[tuple[Sequence[str], np.ndarray, Any]],
+               s_max: int) -> dict[str, Any]:
+  """The ``sampling.Rows`` fields of the lyric-melody priors of a batch ({} when both are off).
+
+  Args:
+    rows: per decoded row, (syllable stress patterns, syllable phrase ids, time signature);
+      a row of ``S <= s_max`` syllables is padded with zeros (no prior).
+  """
+  o = options
+  if not (o.stress_beat_bias or o.phrase_rest_bias):
+    return {}
+  per = [o.priors(stress_, phrase) for stress_, phrase, _ in rows]
+  pad = lambda a: np.pad(a, (0, s_max - len(a)))
+  out: dict[str, Any] = {}
+  if o.stress_beat_bias:
+    out['beat_bias'] = jnp.asarray(np.stack([pad(b) for b, _ in per]))
+    out['strong_mid'] = jnp.asarray(np.array([tuple(ts) == (4, 4) for _, _, ts in rows]))
+  if o.phrase_rest_bias:
+    out['rest_bias'] = jnp.asarray(np.stack([pad(r) for _, r in per]))
+  return out
 
 
 def invalid_reason(notes: np.ndarray, num_notes: int, stopped: bool, num_syllables: int,

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from songglm_jax.generation_rules import GenerateOptions, invalid_reason
+from songglm_jax.generation_rules import GenerateOptions, invalid_reason, prior_rows
 from songglm_jax.data import layout, masking, records
 from songglm_jax.data import tokenizer as tk
 from songglm_jax.infill_spec import Span, parse_spec, spans_from_ranges
@@ -333,6 +333,10 @@ def infill(gen, song: Song, spans,
   col = lambda v: jnp.asarray(np.asarray(v, np.int32))
   settings = o.settings()
   phrase = np.asarray(song.syllable_phrase, np.int64)
+  stresses = (song.syllable_stress if song.syllable_stress is not None
+              else ('?',) * song.num_syllables)  # unknown: no stress prior
+  ts = tuple(int(x) for x in song.time_signatures[0, 1:3])
+  priors = prior_rows(o, [(stresses, phrase, ts)] * o.batch_size, song.num_syllables)
   out = []
   total = o.num_samples * len(p.spans)
   for start in range(0, o.num_samples, o.batch_size):
@@ -355,7 +359,7 @@ def infill(gen, song: Song, spans,
           bar_ticks=col([p.bar_ticks] * b), pitch_low=col([o.pitch_low] * b),
           pitch_high=col([o.pitch_high] * b), max_per_syllable=col([o.max_notes_per_syllable] * b),
           max_bar_advance=col([o.max_bar_advance] * b), first_word=col([sp.first] * b),
-          start_tick=col(lo), end_tick=col(hi))
+          start_tick=col(lo), end_tick=col(hi), **priors)
       keys = jax.vmap(lambda k, j=j: jax.random.fold_in(jax.random.fold_in(base, k), j))(col(ks))
       dec = decode_lib.decode(gen.graphdef, gen.params, prompts, rows, gen.grids, settings, keys,
                               max_notes=budget[j], constrained=o.constrained)

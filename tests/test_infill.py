@@ -192,6 +192,16 @@ def test_kept_notes_byte_identical_and_spans_valid():
   assert all(a.song.same_as(b.song) for a, b in zip(samples, again))
 
 
+def test_with_the_lyric_melody_priors_spans_stay_valid():
+  gen = _generator(num_samples=8, batch_size=8, seed=2, stress_beat_bias=4.0,
+                   phrase_rest_bias=4.0)
+  song = _song(16)
+  song = song.replace(syllable_stress=tuple('1' if i % 2 == 0 else '0' for i in range(16)))
+  p = infill.plan(song, 'phrase:2,syllables:15-16', gen.tokenizer, CFG)
+  for smp in gen.infill(song, 'phrase:2,syllables:15-16'):
+    _check_sample(song, p, smp, 8, (36, 96))
+
+
 def test_thousand_constrained_samples_from_an_untrained_model_are_valid():
   """1000 samples (two sampling settings x 500, batched), three spans: the song's start, a
   middle phrase with little room (a 3/4 song of eighth notes) and its end."""

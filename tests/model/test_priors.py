@@ -75,7 +75,8 @@ def _decoded_with(beat, rest, seed=4):
   prompts = decode_lib.build_prompts(rows_l, td.LENGTH)
   o = generation.GenerateOptions(stress_beat_bias=beat, phrase_rest_bias=rest)
   s_max = td.LENGTH - 4
-  extra = generation._priors(o, [(0, 0, x) for x in lyrics], s_max)  # pylint: disable=protected-access
+  extra = generation.prior_rows(o, [(x.syllable_stress, x.syllable_phrase, x.time_signature)
+                                    for x in lyrics], s_max)
   rows = td._rows(lyrics)._replace(**extra)
   keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(jnp.arange(td.ROWS))
   out = jax.device_get(decode_lib.decode(

@@ -165,14 +165,16 @@ def run(workdir: str, output: str | os.PathLike, *, stage: Optional[str] = None,
            'lyrics_source': {'text': text, 'text_file': text_file, 'songs_from': songs_from}}
   if language != 'en' or title:  # only then: a resumed run of an older generate.json matches
     extra['lyrics_source'].update(language=language, title=title)
-  stamp = {**extra, 'options': options_dict(opts)}
-  old = atomic.finished_json(pathlib.Path(output) / 'generate.json', stamp) if resume else None
-  # Older generate.json files have no 'formats': they wrote mid, musicxml (and png with plot).
-  if old is not None and old.get('formats', ['mid', 'musicxml'] + ['png'] * bool(
-      old.get('plot'))) == [*formats]:
-    print(f'[generate] {output}: already generated with the {inf.checkpoint} checkpoint of '
-          f'step {inf.step}, kept', flush=True)
-    return old
+  if resume:
+    old = atomic.keep_finished(
+        pathlib.Path(output) / 'generate.json',
+        {**extra, 'options': options_dict(opts), 'formats': formats},
+        f'[generate] {output}: already generated with the {inf.checkpoint} checkpoint of step '
+        f'{inf.step}, kept',
+        # Older generate.json files have no 'formats': they wrote mid, musicxml (png with plot).
+        older=lambda old: {'formats': ['mid', 'musicxml'] + ['png'] * bool(old.get('plot'))})
+    if old is not None:
+      return old
   logging.info('generate: %d lyrics x %d samples with the %s %s checkpoint of step %d',
                len(lyrics), opts.num_samples, extra['stage'], inf.checkpoint, inf.step)
   return generate_to_dir(inf.model_cfg, inf.field_sizes, inf.tokenizer, inf.graphdef,

@@ -185,15 +185,16 @@ def _run(config: Any, work: pathlib.Path, out: pathlib.Path | None = None,
   stamp = {'stage': gen.get('stage'), 'step': gen.get('step'), 'options': gen.get('options'),
            'songs': sorted(songs), 'std_ddof': evaluation.STD_DDOF}  # (older: population std)
   done = out / 'result.json'
-  old = atomic.finished_json(done, {'evaluate_stage': stamp})
+  old = atomic.keep_finished(
+      done, {'evaluate_stage': stamp},
+      f'[evaluate] {done}: already evaluated with step {stamp["step"]}, kept')
   if old is not None:
-    print(f'[evaluate] {done}: already evaluated with step {stamp["step"]}, kept', flush=True)
     return old
   result = evaluation.evaluate_dirs(out / 'generated', out / 'reference', workers=int(e.workers),
                                     plots=(out / 'plots') if e.plots else None)
   result['evaluate_stage'] = stamp
-  report.write_json(result, done)
+  written = report.write_json(result, done)
   print(report.table(result), flush=True)
   print(f'[evaluate] {result["num_pairs"]} pairs x {result["num_sample_sets"]} sample '
         f'sets in {time.perf_counter() - t0:.1f} s -> {done}', flush=True)
-  return report.json_ready(result)  # the value written (NaN as None), as a resumed run returns
+  return written  # the value written (NaN as None), as a resumed run returns

@@ -139,7 +139,7 @@ def commit() -> str:
 def shared_data(config, root: pathlib.Path) -> tuple[pathlib.Path, float | None]:
   """Prepare the datasets once per data options in ``root/_data/<key>``; (its data folder, the
   seconds this call spent preparing, None when it was already there)."""
-  from songglm_jax import stages
+  from songglm_jax.job import stages
   key = hashlib.sha1(json.dumps(config.data.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
   home = root / '_data' / key
   marker = home / 'data' / 'pretrain' / 'report.json'
@@ -161,7 +161,8 @@ def check_settings(work: pathlib.Path, want: dict) -> None:
 
 def run_one(row: str, seed: int, args) -> dict:
   """Train, sing and evaluate one row with one seed (or return its kept result)."""
-  from songglm_jax import atomic, eval_stage
+  from songglm_jax import atomic
+  from songglm_jax.job import eval_stage
   work = args.workdir / row / f'seed{seed}'
   want = settings(args)
   stamp = work / 'ablation_settings.json'

@@ -48,8 +48,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from songglm_jax import generation
-from songglm_jax import lyrics as lyrics_lib
+from songglm_jax.inference import generation
+from songglm_jax.inference import lyrics as lyrics_lib
 from songglm_jax.data import tokenizer as tk
 from songglm_jax.model import ModelConfig, synthetic
 from songglm_jax.model import decode as decode_lib

@@ -35,14 +35,14 @@ import time
 import common
 import numpy as np
 
-from songglm_jax import generate, generation, infill, infill_spec
-from songglm_jax import lyrics as lyrics_lib
+from songglm_jax.inference import generation, infill, sample_files
+from songglm_jax.inference import lyrics as lyrics_lib
 from songglm_jax.metrics import evaluation
 
 
 def _songs(work: pathlib.Path, count: int):
   """(name, song) of the first validation songs that infilling takes, with >= 2 phrases."""
-  from songglm_jax import eval_stage
+  from songglm_jax.job import eval_stage
   from songglm_jax.train import inference
   config = inference.read_config(work / 'config.json')
   config.evaluate.num_songs = 0
@@ -100,7 +100,7 @@ def _metrics(sets: list[dict], reference: dict) -> dict:
 def run_stage(work: pathlib.Path, stage: str, songs, args) -> dict:
   from songglm_jax.train import inference
   inf = inference.load_for_inference(str(work), stage)
-  opts = generate.options(inf.config, num_samples=args.samples, batch_size=args.batch_size)
+  opts = sample_files.options(inf.config, num_samples=args.samples, batch_size=args.batch_size)
   gen = generation.Generator(inf.model_cfg, inf.field_sizes, inf.tokenizer, inf.graphdef,
                              inf.params, opts, prompt_mask=inf.prompt_mask)
   rng = np.random.default_rng(0)

@@ -12,8 +12,7 @@ import tempfile
 import time
 
 import common
-from songglm_jax import prepare
-from songglm_jax.data import lexicon_build, records, tokenizer
+from songglm_jax.data import lexicon_build, prepare, records, tokenizer
 
 
 def main():

@@ -26,8 +26,7 @@ import time
 import numpy as np
 
 import common  # noqa: F401  (sets sys.path)
-from songglm_jax import prepare
-from songglm_jax.data import masking, packing, pipeline, records
+from songglm_jax.data import masking, packing, pipeline, prepare, records
 from songglm_jax.data import masking_reference as ref
 
 KEYS = masking.TASKS + (masking.FINETUNE,)

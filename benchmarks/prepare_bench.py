@@ -19,8 +19,7 @@ import tempfile
 import time
 
 import common  # noqa: F401  (sets sys.path)
-from songglm_jax import prepare
-from songglm_jax.data import tokenizer
+from songglm_jax.data import prepare, tokenizer
 from songglm_jax.music import midi, phrases, stress, syllabify
 
 

@@ -94,7 +94,7 @@ def _stage_seconds(work: pathlib.Path, stage: str) -> float | None:
 def run_stages(config, work: pathlib.Path, names=STAGES) -> tuple[dict, dict]:
   """Run the stages ``names`` (default: prepare, pretrain, finetune) in ``work``, each keeping
   what is finished; returns the wall time of each and where the figure comes from."""
-  from songglm_jax import stages
+  from songglm_jax.job import stages
   record = work / 'quality' / 'stage_seconds.json'
   known = json.loads(record.read_text()) if record.is_file() else {}
   seconds, source = {}, {}
@@ -128,7 +128,7 @@ def _fingerprint(path: pathlib.Path):
 def calibration(config, work: pathlib.Path, reference: dict) -> dict:
   """Random human songs: training songs of the fine-tuning set as if sung for the validation
   lyrics, CALIBRATION_DRAWS draws (seed = draw), cached per validation set."""
-  from songglm_jax import eval_stage
+  from songglm_jax.job import eval_stage
   from songglm_jax.metrics import evaluation
   path = work / 'quality' / 'calibration.json'
   names = sorted(reference)
@@ -184,7 +184,8 @@ def main(argv):
   config_file = config_flags.get_config_filename(FLAGS['config'])
   stem = pathlib.Path(config_file).stem
   work = pathlib.Path(FLAGS.workdir or common.REPO / 'workdir' / 'quality' / stem)
-  from songglm_jax import atomic, eval_stage
+  from songglm_jax import atomic
+  from songglm_jax.job import eval_stage
   work.mkdir(parents=True, exist_ok=True)
   t_all = time.perf_counter()
   atomic.write_text(work / 'config.json', config.to_json(indent=1, sort_keys=True) + '\n')

@@ -5,7 +5,8 @@ flushed to disk (fsync), then renamed over the target. :func:`write_bytes` does 
 memory; :func:`replacing` for a writer that needs a file name (e.g. ArrayRecord's). A process
 killed mid-write leaves its temporary behind; :func:`remove_stale_temporaries` removes those of
 processes that no longer run. :func:`finished_json` reads back the JSON stamp a finished run
-wrote, so that a re-run can keep its output. :func:`check_output_folder` and
+wrote, so that a re-run can keep its output (:func:`keep_finished`: and says so).
+:func:`check_output_folder` and
 :func:`check_output_file` tell before a program's work starts whether its output path can be
 written at all.
 """
@@ -19,7 +20,7 @@ import os
 import pathlib
 import re
 import uuid
-from typing import Iterator
+from typing import Callable, Iterator
 
 _TEMPORARY = re.compile(r'^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$')
 
@@ -74,11 +75,17 @@ def write_json(path: str | os.PathLike, obj, indent: int | None = 1) -> None:
   write_text(path, json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + '\n')
 
 
-def finished_json(path: str | os.PathLike, stamp: dict) -> dict | None:
+def finished_json(path: str | os.PathLike, stamp: dict,
+                  older: Callable[[dict], dict] | None = None) -> dict | None:
   """The JSON object a finished run left in ``path`` when it carries ``stamp``: each top-level
   key of ``stamp`` holds the same value as ``stamp`` (compared as JSON stores it: tuples as
   lists). None when a value differs or the file is missing, not JSON or not an object; a re-run
-  uses it to keep its earlier output."""
+  uses it to keep its earlier output.
+
+  Args:
+    older: for files written before a key of ``stamp`` existed: ``older(old)`` gives the value
+      such a file stands for (e.g. from its other keys); a key neither has reads as None.
+  """
   path = pathlib.Path(path)
   if not path.is_file():
     return None
@@ -86,9 +93,23 @@ def finished_json(path: str | os.PathLike, stamp: dict) -> dict | None:
     old = json.loads(path.read_text(encoding='utf-8'))
   except ValueError:
     return None
-  want = json.loads(json.dumps(stamp))
-  if not isinstance(old, dict) or {k: old.get(k) for k in want} != want:
+  if not isinstance(old, dict):
     return None
+  want = json.loads(json.dumps(stamp))
+  have = {**older(old), **old} if older is not None else old
+  if {k: have.get(k) for k in want} != want:
+    return None
+  return old
+
+
+def keep_finished(path: str | os.PathLike, stamp: dict, message: str,
+                  older: Callable[[dict], dict] | None = None) -> dict | None:
+  """How a stage resumes: the object a finished run left in ``path`` when it carries ``stamp``
+  (:func:`finished_json`, ``older`` as there), after printing ``message`` (what is kept and
+  why); None, and nothing printed, when the work must be done again."""
+  old = finished_json(path, stamp, older)
+  if old is not None:
+    print(message, flush=True)
   return old
 
 

@@ -18,7 +18,7 @@ from songglm_jax.model import config as model_config
 from songglm_jax.train.mesh import DEFAULT_RULES
 
 # Every stage name the program knows, in run order. Which of them this version can run is
-# decided by the registry in stages.py.
+# decided by the registry in job/stages.py.
 STAGE_ORDER = ('prepare', 'pretrain', 'finetune', 'generate', 'evaluate')
 
 # The note fields the model generates (equal to model/sampling.NOTE_COLUMNS; tests/test_main.py
@@ -159,8 +159,9 @@ def base_config() -> ml_collections.ConfigDict:
   h.tensor = 1              # tensor-parallel axis (MLP hidden and attention heads)
   h.rules = DEFAULT_RULES   # logical axis name -> mesh axes ('name=a+b, other=', one place)
 
-  # Generation (songglm_jax/generate.py, generation.GenerateOptions); the generate stage sings
-  # these lyrics with the checkpoint g.checkpoint chooses into W/samples/sample_K/.
+  # Generation (songglm_jax/generate.py, inference/generation_rules.GenerateOptions); the
+  # generate stage sings these lyrics with the checkpoint g.checkpoint chooses into
+  # W/samples/sample_K/.
   c.generate = g = ml_collections.ConfigDict()
   g.lyrics = SAMPLE_LYRICS  # plain text; '|' separates songs; lines and . , ! ? ; : end phrases
   g.lyrics_from = ''        # or a folder of songs whose lyrics to sing (instead of lyrics)
@@ -184,7 +185,7 @@ def base_config() -> ml_collections.ConfigDict:
   g.phrase_rest_bias = 0.0  # + on onsets leaving a rest >= an eighth before a phrase (0 = off)
   g.plot = True             # also a piano-roll PNG per song
 
-  # Evaluation on the validation split (songglm_jax/eval_stage.py): its songs' lyrics are sung
+  # Evaluation on the validation split (songglm_jax/job/eval_stage.py): its songs' lyrics are sung
   # with config.generate's settings and compared with the songs (songglm_jax/evaluate.py
   # metrics) in W/eval/{reference,generated,result.json,plots}.
   c.evaluate = e = ml_collections.ConfigDict()

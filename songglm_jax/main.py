@@ -62,7 +62,7 @@ def main(argv):
     config.stages  # ml_collections reports a config file that failed to load only on use
   except OSError as e:
     raise ValueError('--config: ' + ' '.join(str(e).split()[-6:]))
-  from songglm_jax import stages  # pylint: disable=g-import-not-at-top
+  from songglm_jax.job import stages  # pylint: disable=g-import-not-at-top
   from songglm_jax.train import distributed  # pylint: disable=g-import-not-at-top
   if _DRY_RUN.value:
     _print_dry_run(config, distributed.resolve(_COORDINATOR.value, _NUM_PROCESSES.value,

@@ -15,7 +15,7 @@ from flax import nnx
 
 from configs import ablations
 from songglm_jax import config as config_lib
-from songglm_jax import stages
+from songglm_jax.job import stages
 from songglm_jax.data import masking, pipeline, records
 from songglm_jax.data import tokenizer as tk
 from songglm_jax.model import ModelConfig

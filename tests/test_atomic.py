@@ -67,3 +67,23 @@ def test_finished_json_keeps_only_a_matching_stamp(tmp_path):
   assert atomic.finished_json(path, {'step': 2}) is None
   path.write_text('[2]')  # not an object
   assert atomic.finished_json(path, {'step': 2}) is None
+
+
+def test_finished_json_reads_keys_an_older_file_lacks_through_older(tmp_path):
+  path = tmp_path / 'done.json'
+  atomic.write_json(path, {'step': 2, 'plot': True})  # written before 'formats' existed
+  older = lambda old: {'formats': ['mid'] + ['png'] * bool(old.get('plot'))}
+  assert atomic.finished_json(path, {'step': 2, 'formats': ('mid', 'png')}, older) == {
+      'step': 2, 'plot': True}  # the file as it is, not the defaults
+  assert atomic.finished_json(path, {'step': 2, 'formats': ['mid']}, older) is None
+  atomic.write_json(path, {'step': 2, 'plot': True, 'formats': ['mid']})  # the file's own wins
+  assert atomic.finished_json(path, {'step': 2, 'formats': ['mid']}, older) is not None
+
+
+def test_keep_finished_says_what_it_keeps(tmp_path, capsys):
+  path = tmp_path / 'done.json'
+  assert atomic.keep_finished(path, {'step': 2}, 'kept it') is None
+  assert capsys.readouterr().out == ''  # nothing kept, nothing said
+  atomic.write_json(path, {'step': 2, 'result': 1})
+  assert atomic.keep_finished(path, {'step': 2}, 'kept it') == {'step': 2, 'result': 1}
+  assert capsys.readouterr().out == 'kept it\n'

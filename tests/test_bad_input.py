@@ -18,7 +18,9 @@ import sys
 import numpy as np
 import pytest
 
-from songglm_jax import atomic, generate, stages
+from songglm_jax import atomic
+from songglm_jax.inference import generate_run
+from songglm_jax.job import stages
 from songglm_jax.data import records
 from songglm_jax.metrics import evaluation
 from songglm_jax.music import midi
@@ -192,8 +194,8 @@ def test_main_with_no_steps_to_train(trained, tmp_path, steps):
 
 def test_generate_replaces_an_earlier_runs_samples(trained, songs, tmp_path, capsys):
   out = tmp_path / 'generated'
-  sing = lambda n, **kw: generate.run(str(trained), out, songs_from=str(songs), resume=True,
-                                      num_samples=n, **kw)
+  sing = lambda n, **kw: generate_run.run(str(trained), out, songs_from=str(songs),
+                                          resume=True, num_samples=n, **kw)
   sing(2)
   assert sorted(p.name for p in out.iterdir()) == ['generate.json', 'sample_0', 'sample_1']
   (out / 'sample_0' / 'sub').mkdir()
@@ -213,7 +215,7 @@ def test_generate_refuses_a_sample_folder_holding_other_files(trained, tmp_path)
   (out / 'sample_3').mkdir(parents=True)
   (out / 'sample_3' / 'notes.txt').write_text('mine')
   with pytest.raises(ValueError, match=r'sample_3/notes.txt: not written by generate'):
-    generate.run(str(trained), out, text='la la', num_samples=1)
+    generate_run.run(str(trained), out, text='la la', num_samples=1)
   assert (out / 'sample_3' / 'notes.txt').read_text() == 'mine'
 
 

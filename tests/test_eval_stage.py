@@ -1,8 +1,8 @@
-"""The main job's evaluate stage (songglm_jax/eval_stage.py) on the training tests' tiny corpus."""
+"""The main job's evaluate stage (songglm_jax/job/eval_stage.py) on the training tests' tiny corpus."""
 
 import json
 
-from songglm_jax import eval_stage, stages
+from songglm_jax.job import eval_stage, stages
 from songglm_jax.music import io as song_io
 from tests.train import helpers
 

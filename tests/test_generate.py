@@ -7,8 +7,9 @@ import json
 import ml_collections
 import pytest
 
-from songglm_jax import generate, generation
-from songglm_jax import lyrics as lyrics_lib
+from songglm_jax.inference import generate_run, generation, sample_files
+from songglm_jax.job import stages
+from songglm_jax.inference import lyrics as lyrics_lib
 from songglm_jax.music import io as song_io
 from songglm_jax.data import tokenizer as tk
 from songglm_jax.music import phrases, score_writer, syllabify
@@ -67,8 +68,8 @@ def written(tmp_path_factory):
             lyrics_lib.from_text('一闪一闪亮晶晶，满天都是小星星。きょうは 안녕하세요')]
   out = tmp_path_factory.mktemp('gen')
   opts = generation.GenerateOptions(num_samples=2, batch_size=4, seed=3)
-  report = generate.generate_to_dir(cfg, tok.field_sizes, tok, graphdef, params, lyrics, out, opts,
-                                    plot=True)
+  report = generate_run.generate_to_dir(cfg, tok.field_sizes, tok, graphdef, params, lyrics, out,
+                                        opts, plot=True)
   return lyrics, out, report
 
 
@@ -141,53 +142,53 @@ def test_written_scores_are_titled_and_hyphenated(written):
 
 
 def test_title_and_language_options():
-  (lyr,) = generate.read_lyrics(text='Schöne Straße', language='de', title='Ein Lied')
+  (lyr,) = generate_run.read_lyrics(text='Schöne Straße', language='de', title='Ein Lied')
   assert lyr.syllables == ('Schö-', 'ne', 'Stra-', 'ße') and lyr.title == 'Ein Lied'
-  (lyr,) = generate.read_lyrics(text='Schöne Straße')
+  (lyr,) = generate_run.read_lyrics(text='Schöne Straße')
   assert lyr.syllables == ('Schöne', 'Straße') and lyr.title == 'Schöne Straße'
   with pytest.raises(ValueError, match="--language 'xx'"):
-    generate.read_lyrics(text='la', language='xx')
+    generate_run.read_lyrics(text='la', language='xx')
 
 
 def test_sampling_setting_strings():
   base = {f: 0.9 for f in generation.FIELDS}
-  assert generate.parse_field_values('1.0', float, base) == {f: 1.0 for f in generation.FIELDS}
-  got = generate.parse_field_values('pitch=1.2, bar=0.5', float, base)
+  assert sample_files.parse_field_values('1.0', float, base) == {f: 1.0 for f in generation.FIELDS}
+  got = sample_files.parse_field_values('pitch=1.2, bar=0.5', float, base)
   assert got['pitch'] == 1.2 and got['bar'] == 0.5 and got['duration'] == 0.9
   with pytest.raises(ValueError, match='unknown field'):
-    generate.parse_field_values('tempo=1', float, base)
+    sample_files.parse_field_values('tempo=1', float, base)
 
 
 def test_sampling_setting_with_a_field_twice_is_refused():
   base = {f: 0.9 for f in generation.FIELDS}
   with pytest.raises(ValueError, match="field 'pitch' given twice"):
-    generate.parse_field_values('pitch=1,bar=0.5, pitch=2', float, base)
+    sample_files.parse_field_values('pitch=1,bar=0.5, pitch=2', float, base)
 
 
 def test_options_from_config_then_flags():
   c = ml_collections.ConfigDict({'seed': 7, 'generate': _generate_section()})
   c.generate.temperature = {f: 0.7 for f in generation.FIELDS}
-  opts = generate.options(c, num_samples=3, top_k='pitch=20', seed=None)
+  opts = sample_files.options(c, num_samples=3, top_k='pitch=20', seed=None)
   assert opts.num_samples == 3 and opts.temperature['bar'] == 0.7 and opts.top_k['pitch'] == 20
   assert opts.top_k['bar'] == 10 and opts.seed == 7
   del c.generate.max_notes
   with pytest.raises(ValueError, match='missing'):
-    generate.options(c)
+    sample_files.options(c)
   with pytest.raises(ValueError, match='pitch_low'):
-    generate.options(None, pitch_low=90, pitch_high=80)
+    sample_files.options(None, pitch_low=90, pitch_high=80)
 
 
 def test_read_lyrics_sources(tmp_path):
   with pytest.raises(ValueError, match='exactly one'):
-    generate.read_lyrics(text='la', text_file='x.txt')
-  assert [x.name for x in generate.read_lyrics(text='la la | la la | li')] == [
+    generate_run.read_lyrics(text='la', text_file='x.txt')
+  assert [x.name for x in generate_run.read_lyrics(text='la la | la la | li')] == [
       'la_la_0', 'la_la_1', 'li']
   (tmp_path / 'my song.txt').write_text('Hello, world')
-  assert generate.read_lyrics(text_file=str(tmp_path / 'my song.txt'))[0].name == 'my song'
+  assert generate_run.read_lyrics(text_file=str(tmp_path / 'my song.txt'))[0].name == 'my song'
   song = make_song([60, 62, 64], [0, 480, 960], [480] * 3, [0, 1, 1], ['hel', 'lo.'],
                    time_signatures=((0, 3, 4),), tempo=90)
   song_io.write_song(song, tmp_path / 'sub' / 'a.mid')
-  (got,) = generate.read_lyrics(songs_from=str(tmp_path))
+  (got,) = generate_run.read_lyrics(songs_from=str(tmp_path))
   assert got.name == 'sub/a' and got.syllables == ('hel', 'lo.')
   assert got.time_signature == (3, 4) and got.tempo == pytest.approx(90)
 
@@ -268,7 +269,7 @@ def test_cli_one_line_error_without_lyrics(workdir, tmp_path):
 def test_lyrics_from_a_song_folder(workdir, tmp_path):
   from tests.train import helpers
   songs = helpers.prepared_corpus() / 'songs'
-  report = generate.run(str(workdir), tmp_path, songs_from=str(songs), num_samples=1)
+  report = generate_run.run(str(workdir), tmp_path, songs_from=str(songs), num_samples=1)
   names = sorted(p.stem for p in (tmp_path / 'sample_0').glob('*.mid'))
   assert names == sorted(p.stem for p in songs.glob('*.mid')) and report['num_invalid'] == 0
   (orig,), _ = song_io.read_songs(songs / 'song03.mid')
@@ -280,32 +281,32 @@ def test_stage_writes_samples_then_keeps_them(workdir, capsys):
   from tests.train import helpers
   config = helpers.tiny_config()
   config.generate = _generate_section()
-  generate.run_stage(config, workdir)
+  stages.run_generate(config, workdir)
   done = workdir / 'samples' / 'generate.json'
   first = json.loads(done.read_text())
   assert first['num_samples'] == 4 and first['num_invalid'] == 0
   assert (workdir / 'samples' / 'sample_1' / 'how_i_wonder_what.musicxml').is_file()
   stamp = done.stat().st_mtime_ns
-  generate.run_stage(config, workdir)
+  stages.run_generate(config, workdir)
   assert 'already generated' in capsys.readouterr().out and done.stat().st_mtime_ns == stamp
   config.generate.num_samples = 1
-  generate.run_stage(config, workdir)
+  stages.run_generate(config, workdir)
   assert json.loads(done.read_text())['num_samples'] == 2
 
 
 def test_checkpoint_choice_flag_then_config_then_best():
   c = ml_collections.ConfigDict({'generate': _generate_section(checkpoint='latest')})
-  assert generate.checkpoint_choice(c) == 'latest'
-  assert generate.checkpoint_choice(c, 'best') == 'best'
+  assert sample_files.checkpoint_choice(c) == 'latest'
+  assert sample_files.checkpoint_choice(c, 'best') == 'best'
   old = ml_collections.ConfigDict({'generate': _generate_section()})  # an older config.json
-  assert generate.checkpoint_choice(old) == generate.checkpoint_choice(None) == 'best'
-  assert generate.checkpoint_choice(c, '200') == '200'
+  assert sample_files.checkpoint_choice(old) == sample_files.checkpoint_choice(None) == 'best'
+  assert sample_files.checkpoint_choice(c, '200') == '200'
   with pytest.raises(ValueError, match=r"^--checkpoint: expected one of \('best', 'latest'\) "
                      "or a step number, got 'newest'$"):
-    generate.checkpoint_choice(c, 'newest')
+    sample_files.checkpoint_choice(c, 'newest')
   c.generate.checkpoint = 'last'
   with pytest.raises(ValueError, match='^config.generate.checkpoint: expected one of'):
-    generate.checkpoint_choice(c)
+    sample_files.checkpoint_choice(c)
 
 
 def test_resume_regenerates_when_the_checkpoint_changes(workdir, tmp_path, capsys):
@@ -317,8 +318,8 @@ def test_resume_regenerates_when_the_checkpoint_changes(workdir, tmp_path, capsy
   out = tmp_path / 'out'
   config = helpers.tiny_config()
   config.generate = _generate_section(num_samples=1)  # no checkpoint field: 'best'
-  sing = lambda **kw: generate.run(str(work), out, text='la la la', resume=True, config=config,
-                                   **kw)
+  sing = lambda **kw: generate_run.run(str(work), out, text='la la la', resume=True,
+                                       config=config, **kw)
   first = sing()
   assert (first['checkpoint'], first['step']) == ('latest', 2)  # no best: the newest
   best = checkpoint.BestCheckpoint(work / 'pretrain', start=2)
@@ -355,27 +356,29 @@ def test_cli_one_line_error_for_a_sampling_field_given_twice(workdir, tmp_path):
 
 
 def test_formats_parse_to_a_known_subset_or_one_clear_error():
-  assert generate.parse_formats('mid,musicxml,png') == generate.FORMATS
-  assert generate.parse_formats('png, mid') == ('mid', 'png')  # FORMATS order, spaces allowed
-  assert generate.parse_formats(None) == ('mid', 'musicxml')
-  assert generate.parse_formats(None, plot=True) == generate.FORMATS  # the config's plot field
-  assert generate.parse_formats('mid,png', plot=False) == ('mid',)  # --noplot
-  assert generate.parse_formats('musicxml', plot=True) == ('musicxml', 'png')  # --plot
+  assert sample_files.parse_formats('mid,musicxml,png') == sample_files.FORMATS
+  assert sample_files.parse_formats('png, mid') == ('mid', 'png')  # FORMATS order, spaces allowed
+  assert sample_files.parse_formats(None) == ('mid', 'musicxml')
+  # the config's plot field:
+  assert sample_files.parse_formats(None, plot=True) == sample_files.FORMATS
+  assert sample_files.parse_formats('mid,png', plot=False) == ('mid',)  # --noplot
+  assert sample_files.parse_formats('musicxml', plot=True) == ('musicxml', 'png')  # --plot
   with pytest.raises(ValueError, match=r"^--formats: unknown format 'wav'; expected a comma-"
                                        r'separated subset of mid,musicxml,png$'):
-    generate.parse_formats('mid,wav')
+    sample_files.parse_formats('mid,wav')
   with pytest.raises(ValueError, match="unknown format ''"):
-    generate.parse_formats('')
+    sample_files.parse_formats('')
   with pytest.raises(ValueError, match='no song file among png'):
-    generate.parse_formats('png')
+    sample_files.parse_formats('png')
 
 
 def test_midi_only_folders(tmp_path):
   tok, graphdef, params = tiny()
   lyrics = [lyrics_lib.from_text('Twinkle, twinkle, little star.')]
   opts = generation.GenerateOptions(num_samples=2, batch_size=2, seed=3)
-  report = generate.generate_to_dir(CFG, tok.field_sizes, tok, graphdef, params, lyrics, tmp_path,
-                                    opts, formats=('mid',), plot=True)  # formats decide, not plot
+  report = generate_run.generate_to_dir(  # formats decide, not plot
+      CFG, tok.field_sizes, tok, graphdef, params, lyrics, tmp_path, opts, formats=('mid',),
+      plot=True)
   assert report['formats'] == ['mid'] and report['num_invalid'] == 0
   for k in range(2):
     assert [p.suffix for p in (tmp_path / f'sample_{k}').iterdir()] == ['.mid']
@@ -405,8 +408,8 @@ def test_cli_formats(workdir, tmp_path):
 
 
 def test_resume_regenerates_when_the_formats_change(workdir, tmp_path, capsys):
-  run = lambda formats: generate.run(str(workdir), tmp_path, text='la la', num_samples=1,
-                                     formats=formats, resume=True)
+  run = lambda formats: generate_run.run(str(workdir), tmp_path, text='la la', num_samples=1,
+                                         formats=formats, resume=True)
   assert run('mid')['formats'] == ['mid']
   assert run('mid,musicxml')['formats'] == ['mid', 'musicxml']
   assert 'already generated' not in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""The package's imports run one way: no module reaches back to one that imports it.
+"""The package's imports run one way: no module reaches back to one that imports it, and no
+layer of the flow imports a later one (:data:`LAYERS`).
 
 The graph is built statically with ``ast`` from every ``import`` / ``from ... import`` of a
 ``songglm_jax`` module anywhere in a file (top level, inside functions, under ``if``), so an
@@ -19,6 +20,21 @@ from typing import Dict, List, Optional, Set
 
 PACKAGE = 'songglm_jax'
 ROOT = pathlib.Path(__file__).resolve().parent.parent / PACKAGE
+
+# The flow, first to last: a module imports only modules of its own layer or an earlier one.
+# Each layer is the folders and top-level modules of the package it holds (a top-level
+# module not listed here fails the test: give it a layer).
+LAYERS = (
+    ('plumbing', ('atomic', 'cli')),         # shared by every layer; imports nothing of ours
+    ('music', ('music',)),
+    ('metrics', ('metrics',)),               # depends on music only
+    ('data', ('data',)),
+    ('model', ('model',)),
+    ('train', ('train', 'config')),          # config: every field, read by train and above
+    ('inference', ('inference',)),
+    ('job', ('job',)),                       # the main job's stages
+    ('programs', ('main', 'prepare', 'lexicon', 'generate', 'evaluate')),
+)
 
 
 def _module_names(root: pathlib.Path) -> Dict[str, pathlib.Path]:
@@ -103,6 +119,28 @@ def find_cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
   return sorted(cycles)
 
 
+def layer_of(module: str) -> Optional[int]:
+  """The index in :data:`LAYERS` of a ``songglm_jax`` module (None: the package itself)."""
+  parts = module.split('.')
+  if len(parts) == 1:
+    return None
+  for i, (_, members) in enumerate(LAYERS):
+    if parts[1] in members:
+      return i
+  raise KeyError(f'{module}: in no layer of LAYERS (tests/test_imports.py)')
+
+
+def upward_imports(graph: Dict[str, Set[str]]) -> List[str]:
+  """``a -> b (layer of a < layer of b)`` for every import that reaches a later layer."""
+  out = []
+  for a in sorted(graph):
+    for b in sorted(graph[a]):
+      la, lb = layer_of(a), layer_of(b)
+      if la is not None and lb is not None and lb > la:
+        out.append(f'{a} -> {b} ({LAYERS[la][0]} < {LAYERS[lb][0]})')
+  return out
+
+
 def _describe(cycle: List[str], graph: Dict[str, Set[str]]) -> str:
   """One line per cycle: its modules and the import edges among them."""
   members = set(cycle)
@@ -136,3 +174,21 @@ def test_package_has_no_import_cycles():
   assert len(graph) > 50, sorted(graph)  # the walk found the package
   cycles = find_cycles(graph)
   assert not cycles, 'import cycles:\n' + '\n'.join(_describe(c, graph) for c in cycles)
+
+
+def test_upward_imports_are_found():
+  graph = {'songglm_jax.music.song': {'songglm_jax.atomic'},
+           'songglm_jax.data.records': {'songglm_jax.music.song', 'songglm_jax.job.stages'},
+           'songglm_jax.generate': {'songglm_jax.inference.generation'}}
+  assert upward_imports(graph) == [
+      'songglm_jax.data.records -> songglm_jax.job.stages (data < job)']
+
+
+def test_every_module_has_a_layer():
+  for module in import_graph():
+    layer_of(module)  # KeyError names a module no layer holds
+
+
+def test_imports_run_down_the_layers():
+  upward = upward_imports(import_graph())
+  assert not upward, 'imports of a later layer:\n' + '\n'.join(upward)

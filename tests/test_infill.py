@@ -3,12 +3,11 @@ Part A, kept notes untouched, and valid regenerated spans from an untrained mode
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
 
-from songglm_jax import generation, infill, infill_spec
+from songglm_jax.inference import generation, infill, infill_spec
 from songglm_jax.data import masking, records
 from songglm_jax.data import tokenizer as tk
 from songglm_jax.model import decode as decode_lib

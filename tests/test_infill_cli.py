@@ -1,4 +1,4 @@
-"""``generate --song --regenerate`` (infill_cli.py) with a trained workdir."""
+"""``generate --song --regenerate`` (inference/infill_run.py) with a trained workdir."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from songglm_jax import infill_cli, infill_spec
+from songglm_jax.inference import infill_run, infill_spec
 from songglm_jax.music import io as song_io
 
 
@@ -44,7 +44,7 @@ def _kept(song, regenerated):
 
 
 def test_infill_writes_samples_with_kept_notes_unchanged(workdir, song_file, tmp_path):
-  report = infill_cli.run(str(workdir), str(song_file), 'phrase:2,syllables:1-1', tmp_path,
+  report = infill_run.run(str(workdir), str(song_file), 'phrase:2,syllables:1-1', tmp_path,
                           num_samples=2, seed=3, plot=True)
   assert report['num_invalid'] == 0 and report['stage'] == 'pretrain' and report['step'] == 2
   assert [s['items'] for s in report['spans']] == [['syllables:1-1'], ['phrase:2']]

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import symusic
 
-from songglm_jax import prepare
-from songglm_jax.data import records, tokenizer
+from songglm_jax.data import prepare, records, tokenizer
 from songglm_jax.music import midi
 from tests.conftest import REPO, require_sample
 from tests.songs import scale_song
@@ -149,7 +148,8 @@ def test_records_are_sharded_by_records_per_shard_and_read_as_one_file(corpus, t
 def test_a_dataset_prepared_before_sharding_is_still_reused(corpus, tmp_path):
   """A report.json without ``records_per_shard`` (one file per split) is kept by options that
   ask for that layout (an old workdir's config reads 0: config.LATER_FIELDS), not by others."""
-  from songglm_jax import config as config_lib, stages  # pylint: disable=import-outside-toplevel
+  from songglm_jax import config as config_lib  # pylint: disable=import-outside-toplevel
+  from songglm_jax.job import stages
   out = tmp_path / 'out'
   opts = prepare.PrepareOptions(valid_fraction=0.3, min_count=1, max_notes=200,
                                 records_per_shard=0)

@@ -62,12 +62,14 @@ def table(result: Mapping) -> str:
   return '\n'.join(lines)
 
 
-def write_json(result: Mapping, path: str | os.PathLike) -> None:
-  """Write ``result`` as strict JSON (NaN as null), atomically."""
+def write_json(result: Mapping, path: str | os.PathLike) -> dict:
+  """Write ``result`` as strict JSON (NaN as null), atomically; returns the value written
+  (:func:`json_ready`)."""
   from songglm_jax import atomic
-  text = json.dumps(json_ready(dict(result)), indent=1, sort_keys=True,
-                    ensure_ascii=False, allow_nan=False)
+  ready = json_ready(dict(result))
+  text = json.dumps(ready, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False)
   atomic.write_text(path, text + '\n')
+  return ready
 
 
 def write_plots(folder: str | os.PathLike, generated_sets: Sequence[Mapping[str, Song]],

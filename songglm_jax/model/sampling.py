@@ -32,7 +32,7 @@ note), ``S`` the row's syllable count, ``L`` its bar length in ticks and ``cap =
   the widest gap from a tick to the next grid point, 20). Hence a valid choice exists at every
   step and bars never run out. (Needs ``L`` a multiple of the 120-tick grid period.)
 
-Infilling one span (``infill.py``; ``Rows.first_word`` / ``start_tick`` / ``end_tick`` set): the
+Infilling one span (``inference/infill.py``; ``Rows.first_word`` / ``start_tick`` / ``end_tick`` set): the
 same rules with ``w`` starting at ``first_word - 1``, the previous end at ``start_tick`` and
 ``cap`` replaced by ``end_tick``, so the span sings exactly syllables ``first_word .. S - 1``
 between the kept notes around it.
@@ -123,7 +123,7 @@ class Rows(NamedTuple):
   pitch_high: jax.Array
   max_per_syllable: jax.Array
   max_bar_advance: jax.Array
-  # Infilling one span (``infill.py``); None: a whole song. The row sings syllables
+  # Infilling one span (``inference/infill.py``); None: a whole song. The row sings syllables
   # ``first_word .. num_syllables - 1``, its first onset at or after ``start_tick`` and every end
   # at or before ``end_tick`` (both multiples of tk.GRID_UNIT) instead of 0 and ``cap``.
   first_word: Optional[jax.Array] = None

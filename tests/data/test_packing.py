@@ -128,7 +128,7 @@ def test_efficiency_counts_non_padding_tokens():
 
 
 def test_packing_efficiency_on_the_shared_corpus(tmp_path):
-  from songglm_jax import prepare
+  from songglm_jax.data import prepare
   source = require_sample('pretrain')
   prepare.prepare_dataset(str(source), tmp_path, prepare.PrepareOptions(limit=300), workers=1)
   src = records.open_split(tmp_path, 'train')

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from songglm_jax import generation
+from songglm_jax.inference import generation
 from songglm_jax.model import GLM, AttnMeta, ModelConfig, glm_mask, layers, synthetic
 from songglm_jax.model import loss as loss_lib
 from songglm_jax.model.random_weights import random_params

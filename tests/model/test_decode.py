@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from songglm_jax import generation
-from songglm_jax import lyrics as lyrics_lib
+from songglm_jax.inference import generation
+from songglm_jax.inference import lyrics as lyrics_lib
 from songglm_jax.data import masking, records
 from songglm_jax.data import tokenizer as tk
 from songglm_jax.model import ModelConfig

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from songglm_jax import generation
+from songglm_jax.inference import generation
 from songglm_jax.data import tokenizer as tk
 from songglm_jax.model import decode as decode_lib
 from songglm_jax.model import sampling

@@ -377,7 +377,7 @@ def test_corpus_monteverdi_madrigal():
 # ---- scores a singer can read (issue 13) -----------------------------------------------------------
 def _typed_song(text: str, step: int = 480, **kw):
   """A song of one quarter note per syllable of typed lyrics (``lyrics.from_text``)."""
-  from songglm_jax import lyrics as lyrics_lib
+  from songglm_jax.inference import lyrics as lyrics_lib
   lyr = lyrics_lib.from_text(text, **kw)
   s = lyr.num_syllables
   return make_song([60 + i % 12 for i in range(s)], [step * i for i in range(s)], [step] * s,

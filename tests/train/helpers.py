@@ -22,7 +22,7 @@ import numpy as np
 from absl import flags
 
 from songglm_jax import config as config_lib
-from songglm_jax import stages
+from songglm_jax.job import stages
 from songglm_jax.music import midi
 from tests.conftest import REPO
 from tests.songs import make_song
@@ -105,7 +105,7 @@ def workdir_with_data(tmp_path: pathlib.Path, seed: int = 0, name: str = 'pretra
 
 def pretrained_workdir(tmp_path: pathlib.Path) -> pathlib.Path:
   """A workdir pre-trained for 2 steps on the tiny corpus (generation and infilling tests)."""
-  from songglm_jax import stages  # pylint: disable=import-outside-toplevel
+  from songglm_jax.job import stages  # pylint: disable=import-outside-toplevel
   work = workdir_with_data(tmp_path)
   config = tiny_config(num_train_steps=2, checkpoint_every_steps=2, eval_every_steps=0)
   config.stages = 'pretrain'

@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from songglm_jax import stages
+from songglm_jax.job import stages
 from tests.train import helpers
 
 

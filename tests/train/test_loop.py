@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from songglm_jax import stages
+from songglm_jax.job import stages
 from songglm_jax.train import checkpoint as ckpt_lib
 from songglm_jax.train import inference as inference_lib
 from songglm_jax.train import loop, warm_start

@@ -47,10 +47,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from songglm_jax.generation_rules import GenerateOptions, invalid_reason, prior_rows
+from songglm_jax.inference.generation_rules import GenerateOptions, invalid_reason, prior_rows
 from songglm_jax.data import layout, masking, records
 from songglm_jax.data import tokenizer as tk
-from songglm_jax.infill_spec import Span, parse_spec, spans_from_ranges
+from songglm_jax.inference.infill_spec import Span, parse_spec, spans_from_ranges
 from songglm_jax.model import decode as decode_lib
 from songglm_jax.model import sampling
 from songglm_jax.music import meter

@@ -28,9 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from songglm_jax.data import tokenizer as tk
-from songglm_jax.generation_rules import FIELDS, GenerateOptions, invalid_reason  # noqa: F401  (re-exported)
-from songglm_jax.generation_rules import prior_rows
-from songglm_jax.lyrics import Lyrics
+from songglm_jax.inference.generation_rules import FIELDS, GenerateOptions, invalid_reason  # noqa: F401  (re-exported)
+from songglm_jax.inference.generation_rules import prior_rows
+from songglm_jax.inference.lyrics import Lyrics
 from songglm_jax.model import decode as decode_lib
 from songglm_jax.model import sampling
 from songglm_jax.music import meter
@@ -180,7 +180,7 @@ class Generator:
     """Regenerate ``spans`` of ``song`` (a SPEC string such as ``'phrase:3,bars:5-8'`` or 0-based
     ``(first, end)`` syllable ranges), keeping every other note: ``infill.infill`` (its module
     docstring says how), with ``options`` (default: this generator's)."""
-    from songglm_jax import infill as infill_lib  # pylint: disable=import-outside-toplevel
+    from songglm_jax.inference import infill as infill_lib  # pylint: disable=import-outside-toplevel
     return infill_lib.infill(self, song, spans, options, **kw)
 
   def _assemble(self, lyrics, units, decoded) -> list[list[Sample]]:

@@ -30,8 +30,8 @@ from typing import Any
 
 from absl import logging
 
-from songglm_jax import atomic, prepare
-from songglm_jax.data import reading, records
+from songglm_jax import atomic
+from songglm_jax.data import prepare, reading, records
 from songglm_jax.music import io as song_io
 from songglm_jax.music.song import Song
 
@@ -165,7 +165,7 @@ def _run(config: Any, work: pathlib.Path, out: pathlib.Path | None = None,
          num_samples: int | None = None) -> dict:
   """Sing the validation lyrics into ``out/generated`` (default ``W/eval``) and evaluate them
   against ``out/reference`` into ``out/result.json``."""
-  from songglm_jax import generate  # pylint: disable=import-outside-toplevel
+  from songglm_jax.inference import generate_run  # pylint: disable=import-outside-toplevel
   from songglm_jax.metrics import evaluation, report  # pylint: disable=import-outside-toplevel
   e = config.evaluate
   num_samples = int(e.num_samples) if num_samples is None else int(num_samples)
@@ -179,21 +179,22 @@ def _run(config: Any, work: pathlib.Path, out: pathlib.Path | None = None,
   print(f'[evaluate] {len(songs)} validation songs of {data_dir.name} in '
         f'{out / "reference"}', flush=True)
   g = config.generate
-  gen = generate.run(str(work), out / 'generated', stage=str(g.stage) or None,
+  gen = generate_run.run(str(work), out / 'generated', stage=str(g.stage) or None,
                      songs_from=str(out / 'reference'), resume=True, config=config,
                      num_samples=num_samples)
   stamp = {'stage': gen.get('stage'), 'step': gen.get('step'), 'options': gen.get('options'),
            'songs': sorted(songs), 'std_ddof': evaluation.STD_DDOF}  # (older: population std)
   done = out / 'result.json'
-  old = atomic.finished_json(done, {'evaluate_stage': stamp})
+  old = atomic.keep_finished(
+      done, {'evaluate_stage': stamp},
+      f'[evaluate] {done}: already evaluated with step {stamp["step"]}, kept')
   if old is not None:
-    print(f'[evaluate] {done}: already evaluated with step {stamp["step"]}, kept', flush=True)
     return old
   result = evaluation.evaluate_dirs(out / 'generated', out / 'reference', workers=int(e.workers),
                                     plots=(out / 'plots') if e.plots else None)
   result['evaluate_stage'] = stamp
-  report.write_json(result, done)
+  written = report.write_json(result, done)
   print(report.table(result), flush=True)
   print(f'[evaluate] {result["num_pairs"]} pairs x {result["num_sample_sets"]} sample '
         f'sets in {time.perf_counter() - t0:.1f} s -> {done}', flush=True)
-  return report.json_ready(result)  # the value written (NaN as None), as a resumed run returns
+  return written  # the value written (NaN as None), as a resumed run returns

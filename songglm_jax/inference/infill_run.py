@@ -27,8 +27,8 @@ from typing import Any, Optional
 import numpy as np
 from absl import logging
 
-from songglm_jax import atomic, generation, infill, infill_spec
-from songglm_jax import sample_files
+from songglm_jax import atomic
+from songglm_jax.inference import generation, infill, infill_spec, sample_files
 
 
 def check_flags(song: Optional[str], regenerate: Optional[str], lyric_sources: dict) -> None:
@@ -107,7 +107,7 @@ def write(samples, name: str, output: str, *, plot: bool = False) -> dict:
       song_io.write_song(smp.song, base.with_name(base.name + '.mid'))
       song_io.write_song(smp.song, base.with_name(base.name + '.musicxml'))
       if plot:
-        from songglm_jax import pianoroll  # pylint: disable=import-outside-toplevel
+        from songglm_jax.inference import pianoroll  # pylint: disable=import-outside-toplevel
         pianoroll.plot_song(smp.song, base.with_name(base.name + '.png'),
                             title=f'{name} (sample {smp.sample}, regenerated notes in red)',
                             highlight=smp.regenerated)

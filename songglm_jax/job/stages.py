@@ -7,8 +7,8 @@ same config, so re-running the same command resumes. Layout::
     W/data/pretrain/       prepared pre-training dataset (report.json marks it complete)
     W/data/finetune/       prepared fine-tuning dataset (when config.data.finetune_source is set)
     W/pretrain/, W/finetune/   checkpoints, metrics.jsonl, TensorBoard events (train/loop.py)
-    W/samples/             songs for config.generate's lyrics (generate.py)
-    W/eval/                the validation songs sung again and the metrics (eval_stage.py)
+    W/samples/             songs for config.generate's lyrics (inference/generate_run.py)
+    W/eval/                the validation songs sung again and the metrics (job/eval_stage.py)
 
 A stage is a function ``(config, workdir) -> None`` registered in :data:`RUNNERS`. With several
 processes, ``prepare``, ``generate`` and ``evaluate`` run on process 0 while the others wait;
@@ -27,10 +27,10 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from songglm_jax import atomic
-from songglm_jax import eval_stage
-from songglm_jax import generate
 from songglm_jax import config as config_lib
-from songglm_jax import prepare
+from songglm_jax.data import prepare
+from songglm_jax.inference import generate_run
+from songglm_jax.job import eval_stage
 from songglm_jax.train import loop
 
 
@@ -102,12 +102,25 @@ def run_prepare_once(config: ml_collections.ConfigDict, workdir: pathlib.Path) -
     multihost_utils.sync_global_devices('prepare done')
 
 
+def run_generate(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+  """The ``generate`` stage: ``config.generate.lyrics`` (or the songs under
+  ``config.generate.lyrics_from``) sung by the workdir's checkpoint into ``W/samples/``; kept
+  when already done with the same checkpoint and settings. Runs on process 0."""
+  g = config.generate
+  if jax.process_index() == 0:
+    source = {'songs_from': str(g.lyrics_from)} if g.lyrics_from else {'text': str(g.lyrics)}
+    generate_run.run(str(workdir), pathlib.Path(workdir) / 'samples', stage=str(g.stage) or None,
+                     plot=bool(g.plot), resume=True, config=config, **source)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('generate done')
+
+
 # The stages this version runs, by name (their order is config.STAGE_ORDER).
 RUNNERS = {
     'prepare': run_prepare_once,
     'pretrain': lambda config, workdir: loop.run_stage(config, workdir, 'pretrain'),
     'finetune': lambda config, workdir: loop.run_stage(config, workdir, 'finetune'),
-    'generate': lambda config, workdir: generate.run_stage(config, workdir),
+    'generate': run_generate,
     'evaluate': lambda config, workdir: eval_stage.run_stage(config, workdir),
 }
 

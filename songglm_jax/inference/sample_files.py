@@ -1,7 +1,7 @@
-"""Generation's settings and files, shared by whole-song generation (``generate.py``) and
-infilling (``infill_cli.py``): sampling options from a config and ``--temperature``-style
+"""Generation's settings and files, shared by whole-song generation (``generate_run.py``) and
+infilling (``infill_run.py``): sampling options from a config and ``--temperature``-style
 flags, the checkpoint choice, ``--formats``, writing ``sample_K/`` folders, and clearing an
-earlier run's. ``generate`` re-exports these names.
+earlier run's.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import os
 import pathlib
 from typing import Any, Mapping, Optional, Sequence
 
-from songglm_jax import generation
-from songglm_jax import lyrics as lyrics_lib
+from songglm_jax.inference import generation
+from songglm_jax.inference import lyrics as lyrics_lib
 
 
 def parse_field_values(text: Optional[str], cast, base: dict) -> Optional[dict]:
@@ -77,7 +77,7 @@ def checkpoint_choice(config: Any, flag: Optional[str] = None) -> str:
 
 def summary(sample: generation.Sample, name: str) -> str:
   """One line: notes, pitch range, duration (or why the sample is invalid)."""
-  from songglm_jax.pianoroll import pitch_name  # pylint: disable=import-outside-toplevel
+  from songglm_jax.inference.pianoroll import pitch_name  # pylint: disable=import-outside-toplevel
   head = f'{name} sample {sample.sample}:'
   if sample.song is None:
     return f'{head} INVALID ({sample.reason})'
@@ -133,7 +133,7 @@ def write_samples(results: Sequence[Sequence[generation.Sample]],
           song_io.write_song(smp.song, base.with_name(base.name + '.musicxml'),
                              title=lyr.title or None)
         if 'png' in formats:
-          from songglm_jax import pianoroll  # pylint: disable=import-outside-toplevel
+          from songglm_jax.inference import pianoroll  # pylint: disable=import-outside-toplevel
           pianoroll.plot_song(smp.song, base.with_name(base.name + '.png'),
                               title=f'{lyr.name} (sample {smp.sample})')
         entry.update(notes=smp.song.num_notes, syllables=smp.song.num_syllables,

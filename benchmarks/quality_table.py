@@ -86,6 +86,9 @@ def sampling(b: dict) -> str:
   out = compact(flat)
   if g.get('max_bar_advance', 2) != 2:
     out += f'; max_bar_advance {g["max_bar_advance"]}'
+  for key, name in (('stress_beat_bias', 'stress prior'), ('phrase_rest_bias', 'rest prior')):
+    if g.get(key, 0):
+      out += f'; {name} {g[key]:g}'
   kind = (b.get('checkpoint') or {}).get('kind')
   if kind and kind != 'best':
     out += f'; {kind} checkpoint'

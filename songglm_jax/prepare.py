@@ -285,11 +285,14 @@ def _lexicon(out: pathlib.Path, opts: PrepareOptions, train_songs: Sequence[Song
   if not (opts.fit_lexicon or opts.lexicon):
     return None, lambda song: (empty, empty)
   if opts.fit_lexicon:
+    t0 = time.perf_counter()
     lex = lexicon_build.fit_lexicon(train_songs, max_n=opts.lexicon_max_n,
                                     min_span_n=opts.lexicon_min_span_n,
                                     max_span_n=opts.lexicon_max_span_n,
                                     max_rank=opts.lexicon_max_rank,
                                     stress_mode=opts.stress_lookup, workers=2)
+    logging.info('prepare: lexicon fitted on %d songs in %.2f s', len(train_songs),
+                 time.perf_counter() - t0)
     lexicon.save_lexicon(lex, out / 'lexicon.json')
     shown = 'lexicon.json'
   else:

@@ -19,6 +19,13 @@ temporaries a killed run left behind, record files of another layout or shard co
 some song is usable. The same input gives byte-identical output, whatever the number of workers
 (timings go to the console, not into report.json).
 
+Memory does not grow with the corpus (``benchmarks/scale_bench.py``): the vocabularies are
+counted while the files are read, the songs wait on disk in a temporary spill file
+(``data/song_spill.py``, in ``TMPDIR``, a few KB per song) instead of a list, and are read back
+one at a time to be tokenized and written to shards as they come (``records.ShardWriter``). Only
+``--fit_lexicon`` holds the train songs in memory, because the fit scores n-grams over the whole
+flattened corpus at once (``data/lexicon_build.py``).
+
 report.json also records the resolved source (``source_path``) and ``source_fingerprint`` (a
 digest of the input files' names, sizes and modification times, and of a reused lexicon): the
 main job keeps a prepared dataset only while they match (``stages._prepared``). The output path

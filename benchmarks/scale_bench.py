@@ -7,12 +7,13 @@ named ``synthetic-...``, cached under ``workdir/scale_corpora/`` (gitignored; ``
 rebuilt when absent. For each size, into a temporary folder:
 
   prepare[size][workers]  ``python -m songglm_jax.prepare`` (no lexicon) as a subprocess: wall
-                          seconds, ms per song, and peak RSS two ways: ``tree_rss_mb``, the
-                          largest sum of the RSS of the process and its workers, sampled every
-                          0.1 s (what the machine must hold); ``max_rss_mb``, ``ru_maxrss`` of
-                          ``wait4`` on the process (forked from a small wrapper, since a child
-                          inherits the peak RSS of the process it is forked from): the largest
-                          single process among it and its reaped workers (never a sum)
+                          ``seconds``; ``cpu_seconds`` of the process and its reaped workers
+                          (``wait4``); peak RSS two ways: ``tree_rss_mb``, the largest sum of
+                          the RSS of the process and its workers, sampled every 0.1 s (what the
+                          machine must hold); ``max_rss_mb``, ``ru_maxrss`` of ``wait4`` on the
+                          process (forked from a small wrapper, since a child inherits the peak
+                          RSS of the process it is forked from): the largest single process
+                          among it and its reaped workers (never a sum)
   lexicon[size]           ``prepare --fit_lexicon`` (how the lexicon is fitted) with the most
                           workers: the fit's seconds (prepare's log line), the whole run's
                           seconds and peak RSS (the fit holds the train songs in memory)
@@ -21,14 +22,15 @@ rebuilt when absent. For each size, into a temporary folder:
                           examples and rows per second of this process's CPU time
   disk_mb[size]           the lexicon run's record files on disk
 
-Targets (issue 16): ms per song at the largest size within 1.5x of the smallest (``ms_per_song_net``:
-without ``startup_seconds``, the interpreter start and imports every run pays); peak RSS of
-prepare and of the lexicon fit growing sub-linearly, taken as: each further 1000 songs between
-the two largest sizes add at most 2 MB (``rss_growth``; a log-log exponent below 1 would not do:
-a fixed base pulls it below 1 even when every song stays in memory). Extrapolation to the paper's 206,884 songs:
-the affine fit ``a + b n`` through the two largest sizes (one size: through the origin for time
-and disk, flat for RSS), for time, RSS and disk. Children inherit this process's CPU affinity
-(run the 2-worker figures on two cores).
+Targets (issue 16): ms per song at the largest size within 1.5x of the smallest, as
+``cpu_ms_per_song_net``: CPU time of the process tree (which other jobs on the machine do not
+inflate as they do wall time) less ``startup_cpu_seconds`` (the interpreter start and imports
+that every run pays); peak RSS of prepare and of the lexicon fit growing sub-linearly, taken as:
+each further 1000 songs between the two largest sizes add at most 2 MB (``rss_growth``; a log-log
+exponent below 1 would not do: a fixed base pulls it below 1 even when every song stays in
+memory). Extrapolation to the paper's 206,884 songs: the affine fit ``a + b n`` through the two
+largest sizes (one size: through the origin for time and disk, flat for RSS), for time, RSS and
+disk. Children inherit this process's CPU affinity (run the 2-worker figures on two cores).
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ pid = os.fork()
 if pid == 0:
   os.execv(sys.argv[1], sys.argv[1:])
 _, status, usage = os.wait4(pid, 0)
-print(f'scale_bench max_rss_kb={usage.ru_maxrss}', file=sys.stderr)
+print(f'scale_bench max_rss_kb={usage.ru_maxrss} cpu={usage.ru_utime + usage.ru_stime}',
+      file=sys.stderr)
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
@@ -124,9 +127,9 @@ def run_measured(cmd: list[str]) -> dict:
   sampler.join()
   if proc.returncode:
     raise RuntimeError(f'{" ".join(cmd)} failed ({proc.returncode}): {stderr[-2000:]}')
-  max_rss = re.search(r'scale_bench max_rss_kb=(\d+)', stderr)
-  return {'seconds': seconds, 'tree_rss_mb': peak[0] / MB,
-          'max_rss_mb': int(max_rss.group(1)) / 1024, 'stderr': stderr}
+  usage = re.search(r'scale_bench max_rss_kb=(\d+) cpu=([0-9.]+)', stderr)
+  return {'seconds': seconds, 'cpu_seconds': float(usage.group(2)), 'tree_rss_mb': peak[0] / MB,
+          'max_rss_mb': int(usage.group(1)) / 1024, 'stderr': stderr}
 
 
 def _prepare(corpus: pathlib.Path, out: pathlib.Path, workers: int, lexicon: bool) -> dict:
@@ -190,11 +193,12 @@ def _rss_growth(sizes, values) -> dict:
 
 
 def _table(res: dict) -> str:
-  lines = ['| songs | workers | prepare s | ms/song | tree RSS MB | max proc RSS MB |',
-           '| ---: | ---: | ---: | ---: | ---: | ---: |']
+  lines = ['| songs | workers | prepare s | CPU s | CPU ms/song | tree RSS MB | max proc RSS MB |',
+           '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
   for n, by_w in res['prepare'].items():
     for w, r in by_w.items():
-      lines.append(f"| {int(n):,} | {w} | {r['seconds']:.1f} | {r['ms_per_song']:.2f} | "
+      lines.append(f"| {int(n):,} | {w} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | "
+                   f"{r['cpu_ms_per_song_net']:.2f} | "
                    f"{r['tree_rss_mb']:.0f} | {r['max_rss_mb']:.0f} |")
   lines += ['', '| songs | lexicon fit s | prepare+fit s | fit run tree RSS MB | '
             'pipeline examples/s | rows/s | records MB |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
@@ -205,7 +209,8 @@ def _table(res: dict) -> str:
                  f"{p['examples_per_s']:,.0f} | {p['rows_per_s']:.1f} | {res['disk_mb'][n]:.1f} |")
   e = res['extrapolation']
   lines += ['', f"extrapolated to {PAPER_SONGS:,} songs (affine through the two largest sizes): "
-            + '; '.join(f"prepare {w} worker(s) {v['seconds'] / 60:.1f} min, "
+            + '; '.join(f"prepare {w} worker(s) {v['seconds'] / 60:.1f} min "
+                        f"({v['cpu_seconds'] / 60:.1f} CPU min), "
                         f"{v['tree_rss_mb']:.0f} MB" for w, v in e['prepare'].items())
             + f"; lexicon fit {e['lexicon']['fit_seconds'] / 60:.1f} min, prepare+fit run "
             f"{e['lexicon']['tree_rss_mb']:.0f} MB; records {e['disk_mb'] / 1024:.2f} GB"]
@@ -220,8 +225,8 @@ def main(argv=None):
   res = {'sizes': sizes, 'workers': workers, 'commit': _commit(), 'corpora': {},
          'prepare': {}, 'lexicon': {}, 'pipeline': {}, 'disk_mb': {}}
   root = pathlib.Path(args.corpora)
-  res['startup_seconds'] = run_measured([sys.executable, '-c', 'import songglm_jax.prepare'])[
-      'seconds']  # interpreter start and imports, in every prepare run
+  startup = run_measured([sys.executable, '-c', 'import songglm_jax.prepare'])
+  res['startup_cpu_seconds'] = startup['cpu_seconds']  # interpreter start and imports
   from absl import flags
   flags.FLAGS(sys.argv[:1])  # Grain reads absl flags
   for n in sizes:
@@ -234,7 +239,7 @@ def main(argv=None):
       for w in workers:
         r = _prepare(folder, pathlib.Path(tmp) / f'w{w}', w, lexicon=False)
         r['ms_per_song'] = 1e3 * r['seconds'] / n
-        r['ms_per_song_net'] = 1e3 * max(r['seconds'] - res['startup_seconds'], 0) / n
+        r['cpu_ms_per_song_net'] = 1e3 * max(r['cpu_seconds'] - res['startup_cpu_seconds'], 0) / n
         res['prepare'][str(n)][str(w)] = r
         print(f"  prepare {n} songs, {w} worker(s): {r['seconds']:.1f} s, tree RSS "
               f"{r['tree_rss_mb']:.0f} MB, max process {r['max_rss_mb']:.0f} MB", flush=True)
@@ -256,8 +261,8 @@ def main(argv=None):
 def _summary(res: dict, sizes: list[int], workers: list[int]) -> dict:
   """Targets and the extrapolation to the paper's corpus."""
   small, large = str(sizes[0]), str(sizes[-1])
-  ms_ratio = {str(w): res['prepare'][large][str(w)]['ms_per_song_net']
-              / res['prepare'][small][str(w)]['ms_per_song_net'] for w in workers}
+  ms_ratio = {str(w): res['prepare'][large][str(w)]['cpu_ms_per_song_net']
+              / max(res['prepare'][small][str(w)]['cpu_ms_per_song_net'], 1e-9) for w in workers}
   col = lambda rows, key: [rows[str(n)][key] for n in sizes]
   rss = {str(w): _rss_growth(sizes, [res['prepare'][str(n)][str(w)]['tree_rss_mb'] for n in sizes])
          for w in workers}
@@ -268,6 +273,8 @@ def _summary(res: dict, sizes: list[int], workers: list[int]) -> dict:
       'prepare': {str(w): {
           'seconds': extrapolate(sizes, [res['prepare'][str(n)][str(w)]['seconds'] for n in sizes],
                                  PAPER_SONGS, flat=False),
+          'cpu_seconds': extrapolate(sizes, [res['prepare'][str(n)][str(w)]['cpu_seconds']
+                                             for n in sizes], PAPER_SONGS, flat=False),
           'tree_rss_mb': extrapolate(sizes, [res['prepare'][str(n)][str(w)]['tree_rss_mb']
                                              for n in sizes], PAPER_SONGS, flat=True)}
           for w in workers},

@@ -20,9 +20,10 @@ some song is usable. The same input gives byte-identical output, whatever the nu
 (timings go to the console, not into report.json).
 
 Memory does not grow with the corpus (``benchmarks/scale_bench.py``): the vocabularies are
-counted while the files are read, the songs wait on disk in a temporary spill file
-(``data/song_spill.py``, in ``TMPDIR``, a few KB per song) instead of a list, and are read back
-one at a time to be tokenized and written to shards as they come (``records.ShardWriter``). Only
+counted while the files are read, the songs wait on disk in a temporary spill file instead of a
+list (``data/song_spill.py``, in ``TMPDIR``, about 4 KB per song, gone with the process however
+it ends), and are read back one at a time to be tokenized and written to shards as they come
+(``records.ShardWriter``). Only
 ``--fit_lexicon`` holds the train songs in memory, because the fit scores n-grams over the whole
 flattened corpus at once (``data/lexicon_build.py``).
 

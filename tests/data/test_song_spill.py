@@ -3,6 +3,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 
 from songglm_jax.data import song_spill
 from tests.songs import scale_song
@@ -28,14 +29,17 @@ def test_a_song_comes_back_field_for_field():
   assert back.syllable_stress is None and extra == {}
 
 
-def test_spill_gives_the_songs_back_in_order_and_removes_its_file(tmp_path):
+def test_spill_gives_the_songs_back_in_order_and_leaves_no_file(tmp_path):
   songs = [scale_song(3 + i, name=f's{i}') for i in range(5)]
   with song_spill.SongSpill(tmp_path) as spill:
     for i, s in enumerate(songs):
       spill.add(s, {'i': i})
-    assert spill.path.parent == tmp_path and spill.count == 5
+    assert spill.count == 5
+    assert list(tmp_path.iterdir()) == []  # unlinked at once: a killed process leaves nothing
     back = list(spill)
     assert [s.name for s, _ in spill] == [s.name for s in songs]  # a second pass reads again
+    with pytest.raises(ValueError, match='cannot add'):
+      spill.add(songs[0])
   assert [e['i'] for _, e in back] == list(range(5))
   for a, (b, _) in zip(songs, back):
     _same(a, b)

@@ -23,9 +23,8 @@ Memory does not grow with the corpus (``benchmarks/scale_bench.py``): the vocabu
 counted while the files are read, the songs wait on disk in a temporary spill file instead of a
 list (``data/song_spill.py``, in ``TMPDIR``, about 4 KB per song, gone with the process however
 it ends), and are read back one at a time to be tokenized and written to shards as they come
-(``records.ShardWriter``). Only
-``--fit_lexicon`` holds the train songs in memory, because the fit scores n-grams over the whole
-flattened corpus at once (``data/lexicon_build.py``).
+(``records.ShardWriter``). Only ``--fit_lexicon`` holds the train songs in memory, because the
+fit scores n-grams over the whole flattened corpus at once (``data/lexicon_build.py``).
 
 report.json also records the resolved source (``source_path``) and ``source_fingerprint`` (a
 digest of the input files' names, sizes and modification times, and of a reused lexicon): the

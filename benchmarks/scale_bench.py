@@ -36,7 +36,7 @@ disk. Children inherit this process's CPU affinity (run the 2-worker figures on 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import pathlib
 import re
 import subprocess
@@ -57,7 +57,8 @@ RSS_SLOPE_MAX = 2.0  # MB per 1000 songs: 0.4 GB more at the paper's 206,884 son
 def _ints(text: str) -> list[int]:
   values = [int(x) for x in text.split(',') if x.strip()]
   if not values or min(values) < 1:
-    raise argparse.ArgumentTypeError(f'expected positive integers separated by commas, got {text!r}')
+    raise argparse.ArgumentTypeError(f'expected positive integers separated by commas, got '
+                                     f'{text!r}')
   return values
 
 
@@ -136,7 +137,6 @@ def _prepare(corpus: pathlib.Path, out: pathlib.Path, workers: int, lexicon: boo
   cmd = [sys.executable, '-m', 'songglm_jax.prepare', f'--source={corpus}', f'--output={out}',
          f'--workers={workers}'] + (['--fit_lexicon'] if lexicon else [])
   r = run_measured(cmd)
-  import json
   report = json.loads((out / 'report.json').read_text())
   fit = re.search(r'lexicon fitted on \d+ songs in ([0-9.]+) s', r.pop('stderr'))
   r.update(songs=report['songs'], files=report['files'])
@@ -200,12 +200,14 @@ def _table(res: dict) -> str:
       lines.append(f"| {int(n):,} | {w} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | "
                    f"{r['cpu_ms_per_song_net']:.2f} | "
                    f"{r['tree_rss_mb']:.0f} | {r['max_rss_mb']:.0f} |")
-  lines += ['', '| songs | lexicon fit s | prepare+fit s | fit run tree RSS MB | '
-            'pipeline examples/s | rows/s | records MB |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+  lines += ['', '| songs | lexicon fit s | prepare+fit wall / CPU s | fit run tree RSS MB | '
+            'pipeline examples/s | rows/s | records MB |',
+            '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
   for n, r in res['lexicon'].items():
     p = res['pipeline'][n]
     fit = f"{r['fit_seconds']:.1f}" if r['fit_seconds'] is not None else '?'
-    lines.append(f"| {int(n):,} | {fit} | {r['seconds']:.1f} | {r['tree_rss_mb']:.0f} | "
+    lines.append(f"| {int(n):,} | {fit} | {r['seconds']:.1f} / {r['cpu_seconds']:.1f} | "
+                 f"{r['tree_rss_mb']:.0f} | "
                  f"{p['examples_per_s']:,.0f} | {p['rows_per_s']:.1f} | {res['disk_mb'][n]:.1f} |")
   e = res['extrapolation']
   lines += ['', f"extrapolated to {PAPER_SONGS:,} songs (affine through the two largest sizes): "

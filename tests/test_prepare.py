@@ -291,3 +291,53 @@ def test_reprepare_without_a_lexicon_removes_the_old_lexicon(corpus, tmp_path):
   (out / 'lexicon.json').write_bytes(kept.read_bytes())
   report = _run(corpus, out)  # no lexicon at all
   assert 'lexicon' not in report and not (out / 'lexicon.json').exists()
+
+
+def _in_memory_records(src, opts):
+  """Each split's records the way prepare made them before it streamed (every song in lists,
+  then the vocabulary, then tokenizing): the oracle of the streaming prepare."""
+  from songglm_jax.data import lexicon, lexicon_build, reading
+  paths, names = prepare._input_files(str(src), opts.limit)
+  split_songs = {s: [] for s in records.SPLITS}
+  for res in (reading.read_one((p, n, opts)) for p, n in zip(paths, names)):
+    split = 'valid' if prepare._in_valid(res.path, opts.valid_fraction) else 'train'
+    split_songs[split] += [(res.path, s) for s in res.songs]
+  train = [s for _, s in split_songs['train']]
+  tok = tokenizer.Tokenizer(tokenizer.fit_vocab(train, min_count=opts.min_count,
+                                                max_bars=opts.max_bars,
+                                                max_bar_ticks=opts.max_bar_ticks))
+  lex = lexicon_build.fit_lexicon(
+      train, max_n=opts.lexicon_max_n, min_span_n=opts.lexicon_min_span_n,
+      max_span_n=opts.lexicon_max_span_n, max_rank=opts.lexicon_max_rank,
+      stress_mode=opts.stress_lookup, workers=2) if opts.fit_lexicon else None
+  out = {}
+  for split, items in split_songs.items():
+    out[split] = []
+    for path, song in items:
+      try:
+        tokens = tok.tokenize(song)
+      except tokenizer.SongSkip:
+        continue
+      spans = ([lexicon.song_spans(lex, k, song) for k in ('smr', 'srr')] if lex else
+               [np.zeros((0, 2), np.int32)] * 2)
+      out[split].append(records.SongRecord(
+          tokens=tokens, time_signatures=song.time_signatures, spans_smr=spans[0],
+          spans_srr=spans[1], name=song.name, source=path, tempo=song.tempo))
+  return out
+
+
+@pytest.mark.parametrize('fit_lexicon', [False, True])
+def test_streaming_prepare_writes_the_records_of_the_in_memory_way_byte_for_byte(
+    corpus, tmp_path, monkeypatch, fit_lexicon):
+  spill_dir = tmp_path / 'tmpdir'
+  spill_dir.mkdir()
+  monkeypatch.setattr('tempfile.tempdir', str(spill_dir))  # where the songs wait on disk
+  _run(corpus, tmp_path / 'out', records_per_shard=2, fit_lexicon=fit_lexicon)
+  opts = prepare.PrepareOptions(valid_fraction=0.3, min_count=1, max_notes=200,
+                                records_per_shard=2, fit_lexicon=fit_lexicon)
+  for split, recs in _in_memory_records(corpus, opts).items():
+    ref = records.write_split(tmp_path / 'ref', split, recs, records_per_shard=2)
+    got = records.split_files(tmp_path / 'out', split)
+    assert [p.name for p in got] == [p.name for p in ref]
+    assert [p.read_bytes() for p in got] == [p.read_bytes() for p in ref]
+  assert list(spill_dir.glob('songglm-spill-*')) == []  # the spill file is gone

@@ -129,6 +129,31 @@ def _corpus_spans(corpus: _Corpus, tables, note_ids, params: LexiconParams, scor
   return lexicon_ngrams.spans_from_selection(sel)
 
 
+def _ngram_entries(corpus: _Corpus, tb, features, first, score: str, keep_top: int,
+                   k: int) -> list[NGram]:
+  """The n-grams of one length worth storing: the ``k`` selected and the ``keep_top`` best."""
+  out = []
+  pos = tb.position[score]
+  keep = np.flatnonzero((pos < k) | (pos < keep_top))
+  for i in keep[np.argsort(pos[keep])].tolist():
+    w = int(tb.first[i])
+    lo, hi = int(tb.pair_offset[i]), int(tb.pair_offset[i + 1])
+    top = lo + np.argsort(-tb.pair_count[lo:hi], kind='stable')[:MAX_LYRICS_SHOWN]
+    lyrics = tuple((_stress_text(corpus.stress[int(tb.pair_window[j]):
+                                               int(tb.pair_window[j]) + tb.n]),
+                    int(tb.pair_count[j])) for j in top)
+    examples = tuple(_example(corpus, int(x), tb.n) for x in (tb.first[i], tb.second[i])
+                     if x >= 0)
+    out.append(NGram(
+        n=tb.n, groups=tuple(lexicon_ngrams.group_tuple(features, first, w + j)
+                             for j in range(tb.n)),
+        count=int(tb.count[i]), t=float(tb.t[score][i]), c=float(tb.c[i]),
+        lyric_t=float(tb.lyric_t[score][i]), s=float(tb.s[score][i]),
+        rank=float((pos[i] + 1) / tb.size), selected=bool(pos[i] < k), lyrics=lyrics,
+        examples=examples))
+  return out
+
+
 def _fit_kind(kind: str, corpus: _Corpus, params: LexiconParams) -> KindLexicon:
   num_values = len(skeleton.feature_names(kind))
   features = corpus.features(kind)
@@ -136,20 +161,32 @@ def _fit_kind(kind: str, corpus: _Corpus, params: LexiconParams) -> KindLexicon:
   codes, lengths, first = lexicon_ngrams.group_codes(features, corpus.note_syllable, s,
                                                      num_values)
   units, _ = lexicon_ngrams.dense_units(codes, lengths, features, first, num_values)
-  tables, note_ids = lexicon_fit.score_tables(
-      units, corpus.lyric_units, corpus.unknown, corpus.song_end, max_n=params.max_n,
-      lyric_mean=params.lyric_mean, unknown_stress=params.unknown_stress,
-      lyric_ids=corpus.lyric_ids(params.max_n))
   score = params.score
   other = 'collapsed' if score == 'faithful' else 'faithful'
+  select = dict(min_span_n=params.min_span_n, max_span_n=params.max_span_n,
+                max_rank=params.max_rank)
+  # One length at a time: what is stored of each length is taken as its table comes, and only
+  # the lengths that spans can use (n <= max_span_n) keep their table and window ids, so the
+  # longer lengths' tables (nearly one entry per window each) never all sit in memory at once.
+  tables, note_ids, ngrams, length_rows = [], [], [], []
+  for tb, ids in lexicon_fit.iter_tables(
+      units, corpus.lyric_units, corpus.unknown, corpus.song_end, max_n=params.max_n,
+      lyric_mean=params.lyric_mean, unknown_stress=params.unknown_stress,
+      lyric_ids=corpus.lyric_ids(params.max_n)):
+    k = lexicon_fit.num_selected(tb, **select)
+    _, tie_counts = np.unique(tb.s[score], return_counts=True)
+    length_rows.append({'n': tb.n, 'windows': int(tb.total), 'distinct': int(tb.size),
+                        'selected': int(k), 'tied_scores': int(tie_counts[tie_counts > 1].sum())})
+    ngrams += _ngram_entries(corpus, tb, features, first, score, params.keep_top, k)
+    if tb.n <= params.max_span_n:
+      tables.append(tb)
+      note_ids.append(ids)
 
   spans = {sc: _corpus_spans(corpus, tables, note_ids, params, sc) for sc in (score, other)}
   keys = {sc: a * (s + 1) + b for sc, (a, b) in spans.items()}
   only_this = np.setdiff1d(keys[score], keys[other])
   only_other = np.setdiff1d(keys[other], keys[score])
   differ_songs = corpus.song_of[np.concatenate([only_this, only_other]) // (s + 1)]
-  select = dict(min_span_n=params.min_span_n, max_span_n=params.max_span_n,
-                max_rank=params.max_rank)
   sel_differ = 0
   for tb in tables[:params.max_span_n]:
     k = lexicon_fit.num_selected(tb, **select)
@@ -167,31 +204,6 @@ def _fit_kind(kind: str, corpus: _Corpus, params: LexiconParams) -> KindLexicon:
           'only_other': int(len(only_other)), 'differ': int(len(only_this) + len(only_other)),
           'songs_differ': int(len(np.unique(differ_songs))),
           'selected_ngrams_differ': sel_differ}}
-
-  ngrams, length_rows = [], []
-  for tb in tables:
-    k = lexicon_fit.num_selected(tb, **select)
-    _, tie_counts = np.unique(tb.s[score], return_counts=True)
-    length_rows.append({'n': tb.n, 'windows': int(tb.total), 'distinct': int(tb.size),
-                        'selected': int(k), 'tied_scores': int(tie_counts[tie_counts > 1].sum())})
-    pos = tb.position[score]
-    keep = np.flatnonzero((pos < k) | (pos < params.keep_top))
-    for i in keep[np.argsort(pos[keep])].tolist():
-      w = int(tb.first[i])
-      lo, hi = int(tb.pair_offset[i]), int(tb.pair_offset[i + 1])
-      top = lo + np.argsort(-tb.pair_count[lo:hi], kind='stable')[:MAX_LYRICS_SHOWN]
-      lyrics = tuple((_stress_text(corpus.stress[int(tb.pair_window[j]):
-                                                 int(tb.pair_window[j]) + tb.n]),
-                      int(tb.pair_count[j])) for j in top)
-      examples = tuple(_example(corpus, int(x), tb.n) for x in (tb.first[i], tb.second[i])
-                       if x >= 0)
-      ngrams.append(NGram(
-          n=tb.n, groups=tuple(lexicon_ngrams.group_tuple(features, first, w + j)
-                               for j in range(tb.n)),
-          count=int(tb.count[i]), t=float(tb.t[score][i]), c=float(tb.c[i]),
-          lyric_t=float(tb.lyric_t[score][i]), s=float(tb.s[score][i]),
-          rank=float((pos[i] + 1) / tb.size), selected=bool(pos[i] < k), lyrics=lyrics,
-          examples=examples))
   return KindLexicon(kind=kind, ngrams=tuple(ngrams), lengths=tuple(length_rows), stats=stats)
 
 

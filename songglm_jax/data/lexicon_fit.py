@@ -123,21 +123,32 @@ def score_tables(units: np.ndarray, lyric_units: np.ndarray, unknown: np.ndarray
     one :class:`LengthTable` per length, and the note n-gram ids of every window
     (``lexicon_ngrams.ngram_ids``).
   """
+  pairs = list(iter_tables(units, lyric_units, unknown, song_end, max_n=max_n,
+                           lyric_mean=lyric_mean, unknown_stress=unknown_stress,
+                           lyric_ids=lyric_ids))
+  return [t for t, _ in pairs], [ids for _, ids in pairs]
+
+
+def iter_tables(units: np.ndarray, lyric_units: np.ndarray, unknown: np.ndarray,
+                song_end: np.ndarray, *, max_n: int, lyric_mean: str = 'distinct',
+                unknown_stress: str = 'skip', lyric_ids: Optional[list[np.ndarray]] = None):
+  """:func:`score_tables` one length at a time: yields ``(LengthTable, note n-gram ids [S])``
+  for n = 1..max_n, so that a caller keeping only what it needs of each length never holds
+  every length's tables and ids at once (arguments as :func:`score_tables`)."""
   if lyric_mean not in LYRIC_MEANS:
     raise ValueError(f'lyric_mean: expected one of {LYRIC_MEANS}, got {lyric_mean!r}')
   if unknown_stress not in UNKNOWN_STRESS:
     raise ValueError(f'unknown_stress: expected one of {UNKNOWN_STRESS}, got {unknown_stress!r}')
   keep = unknown_stress == 'keep'
-  note_ids = lexicon_ngrams.ngram_ids(units, song_end, max_n)
+  note_id_lengths = lexicon_ngrams.iter_ngram_ids(units, song_end, max_n)
   if lyric_ids is None or len(lyric_ids) < max_n:
     lyric_ids = lexicon_ngrams.ngram_ids(lyric_units, song_end, max_n)
   known_cum = np.concatenate([[0], np.cumsum(unknown)]).astype(np.int64)
   unit_p = lyric_p = None
-  tables = []
-  for n in range(1, max_n + 1):
-    win = _counted(note_ids[n - 1], known_cum, n, keep)
+  for n, note_ids in enumerate(note_id_lengths, start=1):
+    win = _counted(note_ids, known_cum, n, keep)
     total = len(win)
-    g_all, l_all = note_ids[n - 1][win], lyric_ids[n - 1][win]
+    g_all, l_all = note_ids[win], lyric_ids[n - 1][win]
     ids, g_first, g_inv, count = np.unique(g_all, return_index=True, return_inverse=True,
                                            return_counts=True)
     l_ids, l_first, l_inv, l_count = np.unique(l_all, return_index=True, return_inverse=True,
@@ -178,12 +189,11 @@ def score_tables(units: np.ndarray, lyric_units: np.ndarray, unknown: np.ndarray
     second = np.full(size, -1, dtype=np.int64)
     two = count > 1
     second[two] = win[grouped[group_start[two] + 1]]
-    tables.append(LengthTable(
+    yield LengthTable(
         n=n, total=total, ids=ids, count=count, t=t, c=c, lyric_t=lyric_t, s=s,
         position=position, first=win[g_first], second=second,
         pair_offset=np.searchsorted(pg, np.arange(size + 1)), pair_count=p_count,
-        pair_window=win[p_first]))
-  return tables, note_ids
+        pair_window=win[p_first]), note_ids
 
 
 def num_selected(table: LengthTable, *, min_span_n: int, max_span_n: int,

@@ -119,18 +119,24 @@ def ngram_ids(units: np.ndarray, song_end: np.ndarray, max_n: int) -> list[np.nd
     ``max_n`` arrays int64 ``[S]``: element ``[n-1][a]`` is the id of window ``[a, a + n)``, or -1
     when the window leaves its song. Ids of each length follow the n-grams' lexicographic order.
   """
+  return list(iter_ngram_ids(units, song_end, max_n))
+
+
+def iter_ngram_ids(units: np.ndarray, song_end: np.ndarray, max_n: int):
+  """:func:`ngram_ids` one length at a time (n = 1, 2, ...), holding only the previous length's
+  ids: memory for two ``[S]`` arrays instead of ``max_n``."""
   units = np.asarray(units, dtype=np.int64)
   size = int(units.max()) + 1 if len(units) else 1
-  out = [units.copy()]
+  prev = units.copy()
+  yield prev
   starts = np.arange(len(units))
   for n in range(2, max_n + 1):
-    prev = out[-1]
     ok = np.flatnonzero((prev >= 0) & (starts + n <= song_end))
     cur = np.full(len(units), -1, dtype=np.int64)
     if len(ok):
       _, cur[ok] = np.unique(prev[ok] * size + units[ok + n - 1], return_inverse=True)
-    out.append(cur)
-  return out
+    yield cur
+    prev = cur
 
 
 def spans_from_selection(selected: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,13 @@ temporaries a killed run left behind, record files of another layout or shard co
 some song is usable. The same input gives byte-identical output, whatever the number of workers
 (timings go to the console, not into report.json).
 
+Memory does not grow with the corpus (``benchmarks/scale_bench.py``): the vocabularies are
+counted while the files are read, the songs wait on disk in a temporary spill file instead of a
+list (``data/song_spill.py``, in ``TMPDIR``, about 4 KB per song, gone with the process however
+it ends), and are read back one at a time to be tokenized and written to shards as they come
+(``records.ShardWriter``). Only ``--fit_lexicon`` holds the train songs in memory, because the
+fit scores n-grams over the whole flattened corpus at once (``data/lexicon_build.py``).
+
 report.json also records the resolved source (``source_path``) and ``source_fingerprint`` (a
 digest of the input files' names, sizes and modification times, and of a reused lexicon): the
 main job keeps a prepared dataset only while they match (``job/stages.py``, ``_prepared``). The
@@ -41,7 +48,7 @@ import numpy as np
 from absl import logging
 
 from songglm_jax import atomic
-from songglm_jax.data import lexicon, lexicon_build, reading, records, tokenizer
+from songglm_jax.data import lexicon, lexicon_build, reading, records, song_spill, tokenizer
 from songglm_jax.music import io as song_io
 from songglm_jax.music import midi
 from songglm_jax.music.song import Song, SongSkip
@@ -188,52 +195,70 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
   skipped: collections.Counter = collections.Counter()
   skipped_files: list[list[str]] = []
   read_stats: collections.Counter = collections.Counter()
-  split_songs: dict[str, list[tuple[str, Song]]] = {s: [] for s in records.SPLITS}
-  for res in reading.read_all(paths, names, opts, workers):
-    if res.skip:
-      skipped[res.skip[0]] += 1
-      skipped_files.append([res.path, res.skip[0]])
-      logging.debug('skip %s', res.skip[1])
-      continue
-    read_stats.update(res.stats)
-    split = 'valid' if _in_valid(res.path, opts.valid_fraction) else 'train'
-    split_songs[split].extend((res.path, s) for s in res.songs)
-  t_read = time.perf_counter() - t0
-
-  train_songs = [s for _, s in split_songs['train']]
-  if not train_songs:
-    raise ValueError(f'no usable songs in {source} (skipped: {dict(skipped)})')
-  _start_output(out)
-  vocab = tokenizer.fit_vocab(train_songs, min_count=opts.min_count, max_bars=opts.max_bars,
-                              max_bar_ticks=opts.max_bar_ticks)
-  tok = tokenizer.Tokenizer(vocab)
-
-  lex_info, spans_of = _lexicon(out, opts, train_songs)
-  qstats = tokenizer.QuantizeStats()
-  counts = {}
-  all_stress = []
-  notes_total, notes_in_spans = 0, np.zeros(2, np.int64)  # (smr, srr)
-  for split, items in split_songs.items():
-    recs = []
-    for path, song in items:
-      try:
-        tokens = tok.tokenize(song, qstats)
-      except SongSkip as e:
-        skipped[e.reason] += 1
-        skipped_files.append([song.name, e.reason])
+  vocab_counter = tokenizer.VocabCounter()
+  num_train = 0
+  lexicon_songs: list[Song] = []  # the train songs, kept only to fit the lexicon
+  with song_spill.SongSpill() as spill:
+    for res in reading.read_all(paths, names, opts, workers):
+      if res.skip:
+        skipped[res.skip[0]] += 1
+        skipped_files.append([res.path, res.skip[0]])
+        logging.debug('skip %s', res.skip[1])
         continue
-      smr, srr = spans_of(song)
-      notes_total += song.num_notes
-      notes_in_spans += [lexicon.covered_notes(x, song.num_notes).sum() for x in (smr, srr)]
-      recs.append(records.SongRecord(tokens=tokens, time_signatures=song.time_signatures,
-                                     spans_smr=smr, spans_srr=srr, name=song.name, source=path,
-                                     tempo=song.tempo))
-      all_stress.extend(song.syllable_stress or ())
-    records.write_split(out, split, recs, opts.records_per_shard)
-    counts[split] = len(recs)
+      read_stats.update(res.stats)
+      split = 'valid' if _in_valid(res.path, opts.valid_fraction) else 'train'
+      for song in res.songs:
+        spill.add(song, {'path': res.path, 'split': split})
+        if split == 'train':
+          num_train += 1
+          vocab_counter.add(song)
+          if opts.fit_lexicon:
+            lexicon_songs.append(song)
+    t_read = time.perf_counter() - t0
+
+    if not num_train:
+      raise ValueError(f'no usable songs in {source} (skipped: {dict(skipped)})')
+    _start_output(out)
+    vocab = vocab_counter.vocab(min_count=opts.min_count, max_bars=opts.max_bars,
+                                max_bar_ticks=opts.max_bar_ticks)
+    tok = tokenizer.Tokenizer(vocab)
+    lex_info, spans_of = _lexicon(out, opts, lexicon_songs)
+    del lexicon_songs[:]  # the fit is done: the songs need not stay in memory
+
+    from songglm_jax.music import stress as stress_mod
+    qstats = tokenizer.QuantizeStats()
+    tokenize_skips: dict[str, list[list[str]]] = {s: [] for s in records.SPLITS}
+    stress_total = stress_unknown = 0
+    notes_total, notes_in_spans = 0, np.zeros(2, np.int64)  # (smr, srr)
+    writers = {s: records.ShardWriter(out, s, opts.records_per_shard) for s in records.SPLITS}
+    try:
+      for song, tag in spill:
+        split = tag['split']
+        try:
+          tokens = tok.tokenize(song, qstats)
+        except SongSkip as e:
+          skipped[e.reason] += 1
+          tokenize_skips[split].append([song.name, e.reason])
+          continue
+        smr, srr = spans_of(song)
+        notes_total += song.num_notes
+        notes_in_spans += [lexicon.covered_notes(x, song.num_notes).sum() for x in (smr, srr)]
+        writers[split].write(records.SongRecord(
+            tokens=tokens, time_signatures=song.time_signatures, spans_smr=smr, spans_srr=srr,
+            name=song.name, source=tag['path'], tempo=song.tempo))
+        stress_total += len(song.syllable_stress or ())
+        stress_unknown += sum(1 for x in song.syllable_stress or () if x == stress_mod.UNKNOWN)
+      for w in writers.values():
+        w.close()
+    except BaseException:
+      for w in writers.values():
+        w.abort()
+      raise
+  counts = {s: w.count for s, w in writers.items()}
+  for split in records.SPLITS:  # as before streaming: reading's skips, then train's, then valid's
+    skipped_files.extend(tokenize_skips[split])
   atomic.write_text(out / 'vocab.json', vocab.to_json())
 
-  from songglm_jax.music import stress as stress_mod
   report = {
       'version': REPORT_VERSION,
       'source': source if source == MUSIC21 else os.path.basename(os.path.normpath(source)),
@@ -248,7 +273,8 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
       'quantize': dataclasses.asdict(qstats),
       'vocab': {'syllables': len(vocab.syllables), 'stress_patterns': len(vocab.stress),
                 'field_sizes': tok.field_sizes},
-      'stress': {'lookup': opts.stress_lookup, 'oov_rate': stress_mod.oov_rate(all_stress)},
+      'stress': {'lookup': opts.stress_lookup,
+                 'oov_rate': stress_unknown / stress_total if stress_total else 0.0},
       'options': dataclasses.asdict(opts),
   }
   if lex_info:
@@ -282,11 +308,14 @@ def _lexicon(out: pathlib.Path, opts: PrepareOptions, train_songs: Sequence[Song
   if not (opts.fit_lexicon or opts.lexicon):
     return None, lambda song: (empty, empty)
   if opts.fit_lexicon:
+    t0 = time.perf_counter()
     lex = lexicon_build.fit_lexicon(train_songs, max_n=opts.lexicon_max_n,
                                     min_span_n=opts.lexicon_min_span_n,
                                     max_span_n=opts.lexicon_max_span_n,
                                     max_rank=opts.lexicon_max_rank,
                                     stress_mode=opts.stress_lookup, workers=2)
+    logging.info('prepare: lexicon fitted on %d songs in %.2f s', len(train_songs),
+                 time.perf_counter() - t0)
     lexicon.save_lexicon(lex, out / 'lexicon.json')
     shown = 'lexicon.json'
   else:

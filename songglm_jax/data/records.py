@@ -207,28 +207,120 @@ def record_counts(paths: Sequence[str | os.PathLike]) -> list[int]:
   return counts
 
 
-def write_split(folder: str | os.PathLike, split: str, recs: Sequence[SongRecord],
+class ShardWriter:
+  """Writes one split's records as they come, in shards of at most ``records_per_shard``
+  (0: one file), so that a whole split never has to be held in memory.
+
+  The number of shards, which their names carry, is known only at the end: each shard is
+  written to a temporary ``.<split>-<index>-of-pending.array_record.<pid>.<hex>.tmp`` and
+  :meth:`close` renames them all to their final names. Record files of ``split`` left by an
+  earlier run are removed when the writer starts (see :func:`remove_split_files`); on an
+  exception inside ``with`` the temporaries are removed. The files are byte-identical to
+  :func:`write_split`'s for the same records.
+
+  Raises:
+    ValueError: ``records_per_shard`` < 0.
+    OSError: a file cannot be written (naming it).
+  """
+
+  def __init__(self, folder: str | os.PathLike, split: str, records_per_shard: int):
+    self._per = check_records_per_shard(records_per_shard)
+    split_path(folder, split)  # checks the split name
+    self._folder, self._split = pathlib.Path(folder), split
+    remove_split_files(folder, split)
+    self._done: list[pathlib.Path] = []  # finished shards, under their temporary names
+    self._writer, self._tmp, self._in_shard = None, None, 0
+    self.count = 0
+
+  def _pending(self, index: int) -> pathlib.Path:
+    if self._per == 0:
+      return split_path(self._folder, self._split)
+    return self._folder / f'{self._split}-{index:05d}-of-pending.array_record'
+
+  def _open(self) -> None:
+    from array_record.python import array_record_module as arm
+    self._folder.mkdir(parents=True, exist_ok=True)
+    self._tmp = atomic.temporary_path(self._pending(len(self._done)))
+    try:
+      self._writer = arm.ArrayRecordWriter(str(self._tmp), 'group_size:1')
+    except RuntimeError as e:  # how array_record reports a file it cannot open
+      raise OSError(f'{self._tmp}: cannot write ({e})') from None
+    self._in_shard = 0
+
+  def _finish(self) -> None:
+    if self._writer is None:
+      return
+    try:
+      self._writer.close()
+    except RuntimeError as e:
+      raise OSError(f'{self._tmp}: cannot write ({e})') from None
+    fd = os.open(self._tmp, os.O_RDONLY)
+    try:
+      os.fsync(fd)
+    finally:
+      os.close(fd)
+    self._done.append(self._tmp)
+    self._writer = self._tmp = None
+
+  def write(self, record: SongRecord) -> None:
+    if self._writer is None or (self._per and self._in_shard == self._per):
+      self._finish()
+      self._open()
+    try:
+      self._writer.write(encode(record))
+    except RuntimeError as e:
+      raise OSError(f'{self._tmp}: cannot write ({e})') from None
+    self._in_shard += 1
+    self.count += 1
+
+  def close(self) -> list[pathlib.Path]:
+    """Finish the last shard (an empty split is one empty shard) and give every shard its
+    final name; returns the paths in order."""
+    if self._writer is None and not self._done:
+      self._open()
+    self._finish()
+    n = len(self._done)
+    paths = ([split_path(self._folder, self._split)] if self._per == 0 else
+             [shard_path(self._folder, self._split, i, n) for i in range(n)])
+    for tmp, path in zip(self._done, paths):
+      os.replace(tmp, path)
+    self._done = []
+    return paths
+
+  def abort(self) -> None:
+    """Drop what was written (the temporaries)."""
+    if self._writer is not None:
+      try:
+        self._writer.close()
+      except RuntimeError:
+        pass
+    for tmp in self._done + ([self._tmp] if self._tmp else []):
+      tmp.unlink(missing_ok=True)
+    self._writer, self._tmp, self._done = None, None, []
+
+  def __enter__(self) -> 'ShardWriter':
+    return self
+
+  def __exit__(self, exc_type, *exc) -> None:
+    if exc_type is not None:
+      self.abort()
+
+
+def write_split(folder: str | os.PathLike, split: str, recs: Iterable[SongRecord],
                 records_per_shard: int) -> list[pathlib.Path]:
   """Write ``split`` in ``ceil(len / records_per_shard)`` shards (at least one, so an empty
   split is one empty shard), or as one file when ``records_per_shard`` is 0; returns the paths.
-  Each file is written atomically; record files of ``split`` left by an earlier run are removed
-  first (see :func:`remove_split_files`).
+  Record files of ``split`` left by an earlier run are removed first (see
+  :func:`remove_split_files`); the records stream through a :class:`ShardWriter`.
 
   Raises:
     ValueError: ``records_per_shard`` < 0.
     OSError: a file cannot be written.
   """
-  check_records_per_shard(records_per_shard)
-  remove_split_files(folder, split)
-  if records_per_shard == 0:
-    path = split_path(folder, split)
-    write_records(path, recs)
-    return [path]
-  count = max(1, math.ceil(len(recs) / records_per_shard))
-  paths = [shard_path(folder, split, i, count) for i in range(count)]
-  for i, path in enumerate(paths):
-    write_records(path, recs[i * records_per_shard:(i + 1) * records_per_shard])
-  return paths
+  with ShardWriter(folder, split, records_per_shard) as writer:
+    for r in recs:
+      writer.write(r)
+    return writer.close()
 
 
 def remove_split_files(folder: str | os.PathLike, split: str) -> list[pathlib.Path]:

@@ -108,20 +108,35 @@ class Vocab:
                min_count=int(d['min_count']))
 
 
+class VocabCounter:
+  """:func:`fit_vocab` one song at a time: memory holds one count per distinct syllable and
+  stress pattern, never the songs (``prepare`` counts while it reads)."""
+
+  def __init__(self):
+    self.syllables: collections.Counter = collections.Counter()
+    self.stress: collections.Counter = collections.Counter()
+
+  def add(self, song: Song) -> None:
+    self.syllables.update(normalize_syllable(t) for t in song.syllables)
+    if song.syllable_stress is not None:
+      self.stress.update(p for p in song.syllable_stress if p != '?')
+
+  def vocab(self, *, min_count: int = 2, max_bars: int = 512, max_bar_ticks: int = 3840) -> Vocab:
+    """The vocabulary of the songs added so far (see :func:`fit_vocab`)."""
+    order = lambda c: sorted((k for k, v in c.items() if v >= min_count and k),
+                             key=lambda k: (-c[k], k))
+    return Vocab(syllables=tuple(order(self.syllables)), stress=tuple(order(self.stress)),
+                 max_bars=max_bars, max_bar_ticks=max_bar_ticks, min_count=min_count)
+
+
 def fit_vocab(songs: Iterable[Song], *, min_count: int = 2, max_bars: int = 512,
               max_bar_ticks: int = 3840) -> Vocab:
   """Syllables seen at least ``min_count`` times and every stress pattern seen (sorted by
   descending count, then text, so the result does not depend on song order)."""
-  syl: collections.Counter = collections.Counter()
-  stress: collections.Counter = collections.Counter()
+  counter = VocabCounter()
   for song in songs:
-    syl.update(normalize_syllable(t) for t in song.syllables)
-    if song.syllable_stress is not None:
-      stress.update(p for p in song.syllable_stress if p != '?')
-  order = lambda c: sorted((k for k, v in c.items() if v >= min_count and k),
-                           key=lambda k: (-c[k], k))
-  return Vocab(syllables=tuple(order(syl)), stress=tuple(order(stress)), max_bars=max_bars,
-               max_bar_ticks=max_bar_ticks, min_count=min_count)
+    counter.add(song)
+  return counter.vocab(min_count=min_count, max_bars=max_bars, max_bar_ticks=max_bar_ticks)
 
 
 @dataclasses.dataclass

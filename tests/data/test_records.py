@@ -123,3 +123,35 @@ def test_a_bad_shard_size_names_the_config_field(tmp_path, bad):
                      match=r'\(config.data.records_per_shard\): expected an integer >= 0'):
     records.write_split(tmp_path, 'train', [_rec(0)], records_per_shard=bad)
   assert not list(tmp_path.iterdir())
+
+
+def test_shard_writer_files_are_byte_identical_to_writing_each_shard_at_once(tmp_path):
+  recs = [_rec(i) for i in range(7)]
+  with records.ShardWriter(tmp_path / 'stream', 'train', 3) as writer:
+    for r in recs:
+      writer.write(r)
+    paths = writer.close()
+  assert [p.name for p in paths] == [f'train-0000{i}-of-00003.array_record' for i in range(3)]
+  assert writer.count == 7
+  for i, p in enumerate(paths):
+    whole = tmp_path / f'whole{i}.array_record'
+    records.write_records(whole, recs[3 * i:3 * i + 3])
+    assert p.read_bytes() == whole.read_bytes()
+  assert sorted(x.name for x in (tmp_path / 'stream').iterdir()) == [p.name for p in paths]
+
+
+def test_shard_writer_leaves_nothing_behind_when_the_writing_fails(tmp_path):
+  records.write_split(tmp_path, 'train', [_rec(0)], records_per_shard=2)  # an earlier run
+  with pytest.raises(RuntimeError, match='boom'):
+    with records.ShardWriter(tmp_path, 'train', 2) as writer:
+      for i in range(5):
+        writer.write(_rec(i))
+      raise RuntimeError('boom')
+  assert list(tmp_path.iterdir()) == []  # the old split was removed when the writer started
+
+
+def test_pending_shards_of_a_killed_writer_are_removed_by_the_next_one(tmp_path):
+  stale = tmp_path / '.train-00000-of-pending.array_record.999999999.0123abcd.tmp'
+  stale.write_bytes(b'half a shard')
+  records.write_split(tmp_path, 'train', [_rec(0)], records_per_shard=2)
+  assert sorted(x.name for x in tmp_path.iterdir()) == ['train-00000-of-00001.array_record']

@@ -19,8 +19,8 @@ from songglm_jax.model import sampling
 from songglm_jax.music import stress
 
 FIELDS = sampling.NOTE_COLUMNS  # fields with sampling settings
-OPTIONAL = ('stress_beat_bias', 'phrase_rest_bias')  # added later: configs of older workdirs
-                                                     # lack them (the default, off, applies)
+# Added later: configs of older workdirs lack them (the default, off, applies).
+OPTIONAL = ('stress_beat_bias', 'phrase_rest_bias', 'stress_duration_bias')
 
 
 def _is_number(v) -> bool:
@@ -38,7 +38,9 @@ class GenerateOptions:
   Lyric-melody priors (beyond the paper; 0 = off, the default): ``stress_beat_bias`` is added to
   the position logits of strong beats for the first note of a syllable with primary stress and
   subtracted for an unstressed one (``sampling.position_prior``); ``phrase_rest_bias`` is added
-  to the onsets that leave a rest of an eighth or more before the first note of a phrase.
+  to the onsets that leave a rest of an eighth or more before the first note of a phrase;
+  ``stress_duration_bias`` is added to the durations that end on a strong beat when the next
+  syllable has primary stress and subtracted when it is unstressed (``sampling.duration_prior``).
   """
   num_samples: int = 10
   seed: int = 0
@@ -56,6 +58,7 @@ class GenerateOptions:
   velocity: int = 80
   stress_beat_bias: float = 0.0
   phrase_rest_bias: float = 0.0
+  stress_duration_bias: float = 0.0
 
   def validate(self) -> None:
     bad = lambda f, want: ValueError(f'generate.{f}: got {getattr(self, f)!r}, expected {want}')
@@ -71,7 +74,7 @@ class GenerateOptions:
     if not (_is_number(self.seed) and float(self.seed).is_integer() and
             0 <= self.seed < 2**32):
       raise bad('seed', f'a whole number in 0 .. {2**32 - 1} (JAX keys use 32 bits of it)')
-    for f in ('stress_beat_bias', 'phrase_rest_bias'):
+    for f in OPTIONAL:
       if not (_is_number(getattr(self, f)) and math.isfinite(getattr(self, f))):
         raise bad(f, 'a finite number')
     for knob in ('temperature', 'top_k', 'top_p'):
@@ -107,15 +110,19 @@ class GenerateOptions:
     opts.validate()
     return opts
 
+  def duration_priors(self, syllable_stress: Sequence[str]) -> Optional[np.ndarray]:
+    """Per-syllable ``duration_bias`` float32 [S] (None when the option is 0)."""
+    if not self.stress_duration_bias:
+      return None
+    return np.float32(self.stress_duration_bias) * stress_sign(syllable_stress)
+
   def priors(self, syllable_stress: Sequence[str], syllable_phrase: np.ndarray
              ) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """Per-syllable ``(beat_bias, rest_bias)`` float32 [S] of one lyrics window for
     ``sampling.Rows`` (each None when its option is 0)."""
     beat = rest = None
     if self.stress_beat_bias:
-      sign = [1.0 if stress.is_primary(p) else -1.0 if p and set(p) <= {'0'} else 0.0
-              for p in syllable_stress]  # primary stress, unstressed, else ('2', '?') none
-      beat = np.float32(self.stress_beat_bias) * np.asarray(sign, np.float32)
+      beat = np.float32(self.stress_beat_bias) * stress_sign(syllable_stress)
     if self.phrase_rest_bias:
       phrase = np.asarray(syllable_phrase)
       starts = np.zeros(len(phrase), bool)
@@ -130,25 +137,35 @@ class GenerateOptions:
 
 
 
+def stress_sign(syllable_stress: Sequence[str]) -> np.ndarray:
+  """float32 [S]: +1 for primary stress, -1 for an unstressed syllable, 0 otherwise ('2', '?')."""
+  return np.asarray([1.0 if stress.is_primary(p) else -1.0 if p and set(p) <= {'0'} else 0.0
+                     for p in syllable_stress], np.float32)
+
+
 def prior_rows(options: GenerateOptions, rows: Sequence[tuple[Sequence[str], np.ndarray, Any]],
                s_max: int) -> dict[str, Any]:
-  """The ``sampling.Rows`` fields of the lyric-melody priors of a batch ({} when both are off).
+  """The ``sampling.Rows`` fields of the lyric-melody priors of a batch ({} when all are off).
 
   Args:
     rows: per decoded row, (syllable stress patterns, syllable phrase ids, time signature);
       a row of ``S <= s_max`` syllables is padded with zeros (no prior).
   """
   o = options
-  if not (o.stress_beat_bias or o.phrase_rest_bias):
+  if not (o.stress_beat_bias or o.phrase_rest_bias or o.stress_duration_bias):
     return {}
   per = [o.priors(stress_, phrase) for stress_, phrase, _ in rows]
   pad = lambda a: np.pad(a, (0, s_max - len(a)))
   out: dict[str, Any] = {}
   if o.stress_beat_bias:
     out['beat_bias'] = jnp.asarray(np.stack([pad(b) for b, _ in per]))
-    out['strong_mid'] = jnp.asarray(np.array([tuple(ts) == (4, 4) for _, _, ts in rows]))
   if o.phrase_rest_bias:
     out['rest_bias'] = jnp.asarray(np.stack([pad(r) for _, r in per]))
+  if o.stress_duration_bias:
+    out['duration_bias'] = jnp.asarray(np.stack([pad(o.duration_priors(st))
+                                                 for st, _, _ in rows]))
+  if o.stress_beat_bias or o.stress_duration_bias:
+    out['strong_mid'] = jnp.asarray(np.array([tuple(ts) == (4, 4) for _, _, ts in rows]))
   return out
 
 

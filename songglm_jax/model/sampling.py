@@ -136,6 +136,9 @@ class Rows(NamedTuple):
   beat_bias: Optional[jax.Array] = None  # float32 [B, S_max]
   strong_mid: Optional[jax.Array] = None  # bool [B]
   rest_bias: Optional[jax.Array] = None  # float32 [B, S_max]
+  # ``duration_bias[b, w + 1]`` is added to the duration logits of a note of syllable ``w`` where
+  # the note would end on a strong beat (:func:`duration_prior`); None: none.
+  duration_bias: Optional[jax.Array] = None  # float32 [B, S_max]
 
 
 class State(NamedTuple):
@@ -246,6 +249,14 @@ def constrained_masks(st: State, rows: Rows, grids: Grids, t, max_notes: int, si
   return word, after
 
 
+def _strong(at: jax.Array, rows: Rows) -> jax.Array:
+  """bool, same shape as ``at`` [B, V] (ticks from the start of a bar): a strong beat (beat 1;
+  the middle of a 4/4 bar)."""
+  big_l = rows.bar_ticks[:, None]
+  mid = jnp.zeros_like(big_l, bool) if rows.strong_mid is None else rows.strong_mid[:, None]
+  return (at == 0) | (mid & (2 * at == big_l))
+
+
 REST_TICKS = 240  # an eighth note: the rest the phrase-ending metric (PEA) counts
 
 
@@ -269,14 +280,34 @@ def position_prior(st: State, rows: Rows, grids: Grids, word_id: jax.Array, bar:
   real = p >= 0
   out = jnp.zeros((word_id.shape[0], num_positions), jnp.float32)
   if rows.beat_bias is not None:
-    big_l = rows.bar_ticks[:, None]
-    strong = real & ((g == 0) | (rows.strong_mid[:, None] & (2 * g == big_l)))
-    out += jnp.take_along_axis(rows.beat_bias, at, axis=1) * strong
+    out += jnp.take_along_axis(rows.beat_bias, at, axis=1) * (real & _strong(g, rows))
   if rows.rest_bias is not None:
     onset = ((bar - NS) * rows.bar_ticks)[:, None] + g
     rest = real & (onset - st.end[:, None] >= REST_TICKS) & (st.word >= 0)[:, None]
     out += jnp.take_along_axis(rows.rest_bias, at, axis=1) * rest
   return jnp.where(starts[:, None], out, 0.0)
+
+
+def duration_prior(rows: Rows, grids: Grids, word_id: jax.Array, onset: jax.Array,
+                   num_durations: int) -> Optional[jax.Array]:
+  """float32 [B, V_duration] added to the duration logits (None without ``duration_bias``).
+
+  A note of syllable ``w`` that lasts until a strong beat lets a legato next note start on it;
+  when the next syllable ``w + 1`` is stressed (positive bias) those durations are favoured,
+  when it is unstressed (negative) avoided. The prior looks one syllable ahead because the
+  position prior can only move a note later, opening a rest; this one shapes the note before.
+  """
+  if rows.duration_bias is None:
+    return None
+  w = word_id - NS
+  nxt = w + 1
+  has_next = (w >= 0) & (nxt < rows.num_syllables) & (nxt < rows.duration_bias.shape[1])
+  at = jnp.clip(nxt, 0, rows.duration_bias.shape[1] - 1)[:, None]
+  bias = jnp.where(has_next, jnp.take_along_axis(rows.duration_bias, at, axis=1)[:, 0], 0.0)
+  d = jnp.arange(num_durations)[None] - NS
+  g = grids.duration[jnp.clip(d, 0, grids.duration.shape[0] - 1)]
+  ends = _strong((onset[:, None] + g) % rows.bar_ticks[:, None], rows) & (d >= 0)
+  return bias[:, None] * ends
 
 
 def next_syllable(st: State, rows: Rows) -> jax.Array:
@@ -337,6 +368,7 @@ def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array] | ChainLogits, 
     return given[field]
 
   prior = lambda word_id, bar: position_prior(st, rows, grids, word_id, bar, sizes['position'])
+  dprior = lambda word_id, onset: duration_prior(rows, grids, word_id, onset, sizes['duration'])
 
   live = ~st.done
   everything = lambda f: jnp.ones((1, sizes[f]), bool)
@@ -351,16 +383,17 @@ def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array] | ChainLogits, 
     bar = draw('bar', bar_m(), note_live)
     pos = draw('position', pos_m(bar - NS), note_live, prior(word_id, bar))
     onset = (bar - NS) * big_l + grids.position[jnp.clip(pos - NS, 0, None)]
-    dur = draw('duration', dur_m(onset), note_live)
+    dur = draw('duration', dur_m(onset), note_live, dprior(word_id, onset))
     pitch = draw('pitch', pitch_m(), note_live)
   else:
     word_id = given['word_id'] if forced_words else draw('word_id', everything('word_id'), live)
     note_live = live & (word_id != tk.SEP)
     bar = draw('bar', everything('bar'), note_live)
     pos = draw('position', everything('position'), note_live, prior(word_id, bar))
-    dur, pitch = [draw(f, everything(f), note_live) for f in ('duration', 'pitch')]
     onset = (bar - NS) * big_l + grids.position[
         jnp.clip(pos - NS, 0, grids.position.shape[0] - 1)]
+    dur = draw('duration', everything('duration'), note_live, dprior(word_id, onset))
+    pitch = draw('pitch', everything('pitch'), note_live)
   dur_ticks = grids.duration[jnp.clip(dur - NS, 0, grids.duration.shape[0] - 1)]
   is_note = note_live & (t < max_notes)
   new_word = word_id - NS

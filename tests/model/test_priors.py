@@ -57,23 +57,44 @@ def test_position_prior_marks_strong_beats_and_rests_of_a_syllables_first_note()
   assert sampling.position_prior(st, _rows([1920]), grids, word[:1], bar[:1], v) is None
 
 
+def test_duration_prior_favours_ending_on_a_strong_beat_before_a_stressed_syllable():
+  tok, grids = _grids()
+  v = tok.field_sizes['duration']
+  g = np.asarray(grids.duration)
+  rows = _rows([1920, 1920, 1920])._replace(
+      duration_bias=jnp.asarray(np.array([[0.0, 2.0, -1.0]] * 3, np.float32)))
+  word = jnp.asarray([0, 1, 2]) + NS  # next syllable stressed / unstressed / none (S = 3)
+  onset = jnp.asarray([480, 480, 480])
+  got = np.asarray(sampling.duration_prior(rows, grids, word, onset, v))
+  assert got.shape == (3, v) and not got[:, :NS].any()
+  end = 480 + g
+  strong4 = (end % 1920 == 0) | (end % 1920 == 960)
+  np.testing.assert_allclose(got[0, NS:], 2.0 * strong4)  # before syllable 1 (stressed)
+  np.testing.assert_allclose(got[1, NS:], -1.0 * strong4)  # before syllable 2 (unstressed)
+  assert not got[2].any()  # the last syllable: nothing after it
+  assert sampling.duration_prior(_rows([1920]), grids, word[:1], onset[:1], v) is None
+
+
 def test_options_turn_stress_and_phrases_into_per_syllable_priors():
   o = generation.GenerateOptions(stress_beat_bias=1.5, phrase_rest_bias=2.0)
   beat, rest = o.priors(('1', '0', '2', '?', '10', '01'), np.array([0, 0, 0, 1, 1, 2]))
   assert beat.tolist() == [1.5, -1.5, 0.0, 0.0, 1.5, 1.5]
   assert rest.tolist() == [0.0, 0.0, 0.0, 2.0, 0.0, 2.0]
   assert generation.GenerateOptions().priors(('1',), np.array([0])) == (None, None)
+  dur = generation.GenerateOptions(stress_duration_bias=2.0).duration_priors(('1', '0', '?'))
+  assert dur.tolist() == [2.0, -2.0, 0.0]
   with pytest.raises(ValueError, match='stress_beat_bias'):
     generation.GenerateOptions(stress_beat_bias=float('nan')).validate()
 
 
-def _decoded_with(beat, rest, seed=4):
+def _decoded_with(beat, rest, seed=4, duration=0.0):
   """Decode TEXTS with the untrained tiny model, with priors of the given strength."""
   tok, graphdef, params = td.tiny()
   lyrics = (td._lyrics() * td.ROWS)[:td.ROWS]
   rows_l = [generation.lyric_rows(x, tok) for x in lyrics]
   prompts = decode_lib.build_prompts(rows_l, td.LENGTH)
-  o = generation.GenerateOptions(stress_beat_bias=beat, phrase_rest_bias=rest)
+  o = generation.GenerateOptions(stress_beat_bias=beat, phrase_rest_bias=rest,
+                                 stress_duration_bias=duration)
   s_max = td.LENGTH - 4
   extra = generation.prior_rows(o, [(x.syllable_stress, x.syllable_phrase, x.time_signature)
                                     for x in lyrics], s_max)
@@ -114,3 +135,26 @@ def test_priors_move_stressed_syllables_to_strong_beats_and_rests_before_phrases
   assert on[0] > off[0] + 0.2, (off, on)
   assert on[1] < off[1], (off, on)
   assert on[2] > off[2] + 0.1, (off, on)
+
+
+def _ends_on_strong_before(songs):
+  """Share of syllables' last notes that end on a strong beat, before a stressed syllable and
+  before an unstressed one."""
+  from songglm_jax.metrics import lyric
+  out = {True: [], False: []}
+  for lyr, song in songs:
+    big_l = lyr.bar_ticks
+    last = np.append(song.syllable_first_note[1:] - 1, song.num_notes - 1)[:-1]
+    at = song.offset[last] % big_l
+    strong = (at == 0) | ((tuple(lyr.time_signature) == (4, 4)) & (2 * at == big_l))
+    nxt = lyr.syllable_stress[1:]
+    for s, p in zip(strong, nxt):
+      if lyric is not None and ('1' in p or set(p) <= {'0'}):
+        out['1' in p].append(bool(s))
+  return np.mean(out[True]), np.mean(out[False])
+
+
+def test_duration_prior_ends_notes_on_strong_beats_before_stressed_syllables():
+  off = _ends_on_strong_before(_decoded_with(0.0, 0.0))
+  on = _ends_on_strong_before(_decoded_with(0.0, 0.0, duration=4.0))
+  assert on[0] > off[0] + 0.2 and on[1] <= off[1], (off, on)

@@ -140,7 +140,6 @@ def test_priors_move_stressed_syllables_to_strong_beats_and_rests_before_phrases
 def _ends_on_strong_before(songs):
   """Share of syllables' last notes that end on a strong beat, before a stressed syllable and
   before an unstressed one."""
-  from songglm_jax.metrics import lyric
   out = {True: [], False: []}
   for lyr, song in songs:
     big_l = lyr.bar_ticks
@@ -149,7 +148,7 @@ def _ends_on_strong_before(songs):
     strong = (at == 0) | ((tuple(lyr.time_signature) == (4, 4)) & (2 * at == big_l))
     nxt = lyr.syllable_stress[1:]
     for s, p in zip(strong, nxt):
-      if lyric is not None and ('1' in p or set(p) <= {'0'}):
+      if '1' in p or set(p) <= {'0'}:
         out['1' in p].append(bool(s))
   return np.mean(out[True]), np.mean(out[False])
 

@@ -111,7 +111,10 @@ def get_config(arg: str = ''):
                      f'{sorted(VARIANTS)}')
   c = importlib.import_module(f'configs.{base or "paper_small"}').get_config()
   # The paper's model: the options beyond it (config.melody_quality's chained fields and
-  # phrase / stress features) off in every row; sampling stays the base config's.
+  # phrase / stress features) off in every row; sampling stays the base config's per-field
+  # temperatures, without the lyric-melody priors of decoding (also beyond the paper, and the
+  # runs of seed 0 at b801309 were made without them).
   c.model.update(field_conditioning='none', phrase_position=False, note_syllable_stress=False)
+  c.generate.update(stress_beat_bias=0.0, phrase_rest_bias=0.0, stress_duration_bias=0.0)
   VARIANTS[variant](c)
   return c

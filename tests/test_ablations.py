@@ -196,3 +196,12 @@ def test_table_marks_differences_beyond_two_standard_errors_and_rows_not_run():
   assert 'not run' in lines['no_alignment'] and 'not run' not in lines['full']
   assert '1/5 (OA(A))' in lines['scratch']  # the paper's drop in OA(A) is seen
   assert '94.32' in text  # the paper's row beside ours
+
+
+def test_every_row_decodes_without_the_lyric_melody_priors():
+  """The paper's model and decoding: the beyond-paper priors of configs/songglm_sample.py off."""
+  from configs import songglm_sample
+  assert songglm_sample.get_config().generate.stress_beat_bias > 0  # else this test is empty
+  for name in ('full', 'scratch', 'no_alignment'):
+    g = ablations.get_config(f'{name},songglm_sample').generate
+    assert (g.stress_beat_bias, g.phrase_rest_bias, g.stress_duration_bias) == (0, 0, 0)

@@ -181,7 +181,8 @@ def render(runs: dict, settings: dict, command: str, seeds: list[int]) -> str:
       'budget some of the paper\'s differences may not show; the last column says which do.',
       '- Same data, seed list and generation settings for every row: `config.generate` of the '
       'base (config.melody_quality: bar and position at temperature 0.5, the other fields at 1.0, '
-      'no top-k, constrained decoding) and the paper\'s model in every row (configs/ablations.py), '
+      'no top-k, constrained decoding, without the lyric-melody priors of decoding) and the '
+      'paper\'s model in every row (configs/ablations.py), '
       'the checkpoint with the '
       'lowest held-out loss (evaluated at the end of each stage at this budget).',
       f'- Evaluation: the lyrics of every validation song of the fine-tuning set sung '

@@ -1,8 +1,8 @@
 r"""The paper's ablation table on the public sample: every row x seed trained, sung, evaluated.
 
     GLIBC_TUNABLES=... .venv/bin/python benchmarks/ablation_bench.py [--rows=full,clm,...]
-        [--seeds=0,1] [--pretrain_steps=70] [--finetune_steps=30] [--workdir=workdir/ablations]
-        [--base=songglm_sample] [--num_samples=10] [--render_only]
+        [--seeds=0,1] [--model=small|sample] [--pretrain_steps=600] [--finetune_steps=250]
+        [--workdir=workdir/ablations] [--base=songglm_sample] [--num_samples=10] [--render_only]
 
 Each row is a variant of ``configs/ablations.py`` on the base config (``configs/songglm_sample.py``,
 data in ``../shared/data/songglm_sample``; without it the script prints a skip result and exits
@@ -17,12 +17,14 @@ A finished run keeps its result in ``W/<row>/seed<S>/ablation.json`` and is skip
 the table can be completed over several sittings; a half-finished run resumes its stages. A run
 started with other settings (budget, base, sample sets) is refused: use another ``--workdir``.
 
-Budget. The songglm_sample budget (600 + 250 steps, ~3.3 s a step on this 2-core CPU) takes
-48 min a run, and singing + evaluating 52 validation songs x 10 sample sets adds ~5-7 min
-(quality_bench measured 405 s with plots; plots are off here). 11 rows x 2 seeds in ~4 hours
-leaves ~11 min a run, so the default is 70 pre-training + 30 fine-tuning steps (~1/8.5 of the
-baseline's steps, ~5.5 min): about 20 x 11 min + 2 scratch runs x 7 min = ~3.9 hours. At this
-budget some of the paper's differences may not show; the table says which do.
+Budget. Every run trains the songglm_sample config's full 600 + 250 steps of 8 x 1024 tokens,
+on a smaller model by default (``--model=small``: d_model 128, 2 layers, 4 heads, FF 512 -- the
+paper's architecture otherwise, ``configs/ablations.py``): 0.15 ms a token against 0.40 at the
+sample's size, so ~20 minutes a run instead of 48 (an estimate from per-token times; each run
+records its wall time), plus 2-7 minutes of singing and evaluating 10 sample sets; 11 rows x 2
+seeds take ~8 hours, over several sittings. The first budget, 70 + 30 steps on the sample's
+model, left the model barely trained (README "Ablations"): a table at it would measure
+under-training, not the paper's components.
 
 Output: the markdown table (mean +- std over seeds of every metric, the paper's row beside ours,
 ``*`` where our row differs from ``full`` by more than 2 standard errors, budget, wall time,
@@ -54,7 +56,10 @@ BENCH = 'ablation_bench'
 ROWS = ablation_table.ROWS
 BASES = ('songglm_sample', 'default')
 ALIASES = {'single_objective': 'ngram_only'}  # configs/ablations.py's older name
-DEFAULTS = {'pretrain_steps': 70, 'finetune_steps': 30, 'num_samples': 10}
+DEFAULTS = {'pretrain_steps': 600, 'finetune_steps': 250, 'num_samples': 10, 'model': 'small'}
+# Model sizes of the table: 'sample' keeps the base config's (songglm_sample: d_model 256, 4 layers,
+# 8 heads, FF 512); 'small' is the base config's default GLM, about 2.7x cheaper per token here.
+MODELS = {'sample': {}, 'small': dict(d_model=128, num_layers=2, num_heads=4, d_ff=512)}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,6 +74,8 @@ def parse_args(argv):
   ap.add_argument('--seeds', default='0,1', help='comma-separated training seeds')
   ap.add_argument('--pretrain_steps', type=int, default=DEFAULTS['pretrain_steps'])
   ap.add_argument('--finetune_steps', type=int, default=DEFAULTS['finetune_steps'])
+  ap.add_argument('--model', default=DEFAULTS['model'], choices=sorted(MODELS),
+                  help="model size: 'small' (d_model 128, 2 layers) or the base config's")
   ap.add_argument('--num_samples', type=int, default=DEFAULTS['num_samples'],
                   help='sample sets per validation song (the paper: 10)')
   ap.add_argument('--num_songs', type=int, default=0,
@@ -101,6 +108,8 @@ def parse_args(argv):
     ap.error('--num_songs and --limit: expected >= 0')
   a.rows, a.seeds = rows, seeds
   default_work = 'ablations' if a.base == 'songglm_sample' else f'ablations_{a.base}'
+  if a.model != DEFAULTS['model']:
+    default_work += f'_{a.model}_model'
   a.workdir = pathlib.Path(a.workdir or common.REPO / 'workdir' / default_work)
   if a.docs is None:
     a.docs = str(common.REPO / 'docs' / 'ablations.md') if a.base == 'songglm_sample' else ''
@@ -109,7 +118,7 @@ def parse_args(argv):
 
 def settings(args) -> dict:
   """What must agree between the runs of one table (a run is reused only when it does)."""
-  return {'base': args.base, 'pretrain_steps': args.pretrain_steps,
+  return {'base': args.base, 'model': args.model, 'pretrain_steps': args.pretrain_steps,
           'finetune_steps': args.finetune_steps, 'num_samples': args.num_samples,
           'num_songs': args.num_songs, 'limit': args.limit}
 
@@ -118,6 +127,7 @@ def make_config(row: str, seed: int, args):
   from configs import ablations
   c = ablations.get_config(f'{row},{args.base}')
   c.seed = seed
+  c.model.update(**MODELS[args.model])
   c.pretrain.num_train_steps = args.pretrain_steps
   c.finetune.num_train_steps = args.finetune_steps
   c.data.limit = args.limit

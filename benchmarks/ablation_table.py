@@ -170,15 +170,18 @@ def render(runs: dict, settings: dict, command: str, seeds: list[int]) -> str:
   out += [
       '', '## Method', '',
       f'- Base: `configs/{settings["base"]}.py`' + (
-          ' (d_model 256, 4 layers, 8 heads; data `../shared/data/songglm_sample`: 1000 '
-          'pre-training, 900 fine-tuning songs).' if settings['base'] == 'songglm_sample' else
+          ' (data `../shared/data/songglm_sample`: 1000 pre-training, 900 fine-tuning songs; '
+          'the model size as below).' if settings['base'] == 'songglm_sample' else
           ' (a smoke run, not the table).'),
       f'- Budget per run, the same for every row: {p} pre-training + {f} fine-tuning steps of '
-      f'{batch} (`scratch`: the {f} fine-tuning steps only), 1/{850 / (p + f):.1f} of the '
-      'songglm_sample config\'s 600 + 250 steps. 70 + 30 (the default) is chosen so that the '
-      'whole table (11 rows x 2 seeds) fits in ~4 hours on a 2-core CPU: ~5.5 min of training '
-      '(~3.3 s a step) and ~5-7 min of singing and evaluating 10 sample sets a run. At this '
-      'budget some of the paper\'s differences may not show; the last column says which do.',
+      f'{batch} (`scratch`: the {f} fine-tuning steps only) on '
+      + ('the small model (d_model 128, 2 layers, 4 heads, FF 512; `--model=small`), about '
+         '2.7x cheaper per token than the sample config\'s, so that the sample config\'s full '
+         'step budget fits ~20 min a run on a 2-core CPU.'
+         if settings.get('model', 'sample') == 'small' else
+         'the base config\'s model.')
+      + ' Some of the paper\'s differences may not show at this budget; the last column says '
+      'which do.',
       '- Same data, seed list and generation settings for every row: `config.generate` of the '
       'base (config.melody_quality: bar and position at temperature 0.5, the other fields at 1.0, '
       'no top-k, constrained decoding, without the lyric-melody priors of decoding) and the '

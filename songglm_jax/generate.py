@@ -60,6 +60,12 @@ def define_flags() -> None:
   flags.DEFINE_string('top_k', None, 'value, or field=value,... (0: off)')
   flags.DEFINE_string('top_p', None, 'value, or field=value,... (1.0: off)')
   flags.DEFINE_boolean('constrained', None, 'alignment/time constraints (default: on)')
+  flags.DEFINE_float('stress_beat_bias', None, 'lyric-melody prior: stressed syllables on strong '
+                     'beats, unstressed off them (0: off; default: the workdir\'s config)')
+  flags.DEFINE_float('phrase_rest_bias', None, 'lyric-melody prior: a rest before each phrase '
+                     '(0: off; default: the workdir\'s config)')
+  flags.DEFINE_float('stress_duration_bias', None, 'lyric-melody prior: a note ends on a strong '
+                     'beat before a stressed syllable (0: off; default: the workdir\'s config)')
   flags.DEFINE_string('formats', ','.join(FORMATS), 'files to write per song, a comma-separated '
                       f'subset of {",".join(FORMATS)} (at least one of mid, musicxml)')
   flags.DEFINE_boolean('plot', None, 'add (--plot) or drop (--noplot) png in --formats')
@@ -89,14 +95,20 @@ def main(argv):
                    allow_shift=FLAGS.allow_shift,
                    num_samples=FLAGS.num_samples,
                    seed=FLAGS.seed, constrained=FLAGS.constrained,
-                   temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p)
+                   temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p,
+                   **_priors())
     return
   generate_run.run(FLAGS.workdir, FLAGS.output, stage=FLAGS.stage, checkpoint=FLAGS.checkpoint,
                    text=FLAGS.lyrics, text_file=FLAGS.lyrics_file, songs_from=FLAGS.lyrics_from,
                    formats=FLAGS.formats, plot=FLAGS.plot, num_samples=FLAGS.num_samples,
                    seed=FLAGS.seed, constrained=FLAGS.constrained,
                    temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p,
-                   language=FLAGS.language, title=FLAGS.title)
+                   language=FLAGS.language, title=FLAGS.title, **_priors())
+
+
+def _priors() -> dict:
+  return {k: getattr(FLAGS, k) for k in ('stress_beat_bias', 'phrase_rest_bias',
+                                         'stress_duration_bias')}
 
 
 if __name__ == '__main__':

@@ -336,7 +336,8 @@ def infill(gen, song: Song, spans,
   stresses = (song.syllable_stress if song.syllable_stress is not None
               else ('?',) * song.num_syllables)  # unknown: no stress prior
   ts = tuple(int(x) for x in song.time_signatures[0, 1:3])
-  priors = prior_rows(o, [(stresses, phrase, ts)] * o.batch_size, song.num_syllables)
+  priors = {k: jnp.repeat(v, o.batch_size, axis=0)  # every row sings the same song: computed once
+            for k, v in prior_rows(o, [(stresses, phrase, ts)], song.num_syllables).items()}
   out = []
   total = o.num_samples * len(p.spans)
   for start in range(0, o.num_samples, o.batch_size):

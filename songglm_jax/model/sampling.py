@@ -32,8 +32,8 @@ note), ``S`` the row's syllable count, ``L`` its bar length in ticks and ``cap =
   the widest gap from a tick to the next grid point, 20). Hence a valid choice exists at every
   step and bars never run out. (Needs ``L`` a multiple of the 120-tick grid period.)
 
-Infilling one span (``inference/infill.py``; ``Rows.first_word`` / ``start_tick`` / ``end_tick`` set): the
-same rules with ``w`` starting at ``first_word - 1``, the previous end at ``start_tick`` and
+Infilling one span (``inference/infill.py``; ``Rows.first_word`` / ``start_tick`` /
+``end_tick`` set): the same rules with ``w`` starting at ``first_word - 1``, the previous end at ``start_tick`` and
 ``cap`` replaced by ``end_tick``, so the span sings exactly syllables ``first_word .. S - 1``
 between the kept notes around it.
 

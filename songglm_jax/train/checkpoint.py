@@ -40,6 +40,7 @@ import logging as py_logging
 import math
 import os
 import pathlib
+import re
 import shutil
 import sys
 from typing import Any, Optional
@@ -126,6 +127,18 @@ def _quiet_absl(quiet: bool):
     logger.setLevel(level)
 
 
+def barrier_prefix(directory: pathlib.Path) -> str:
+  """The key prefix of the cross-process barriers of the manager of ``directory``.
+
+  Orbax names a save's barriers after the step folder alone (``async_write_complete.6...``),
+  so two managers saving the same step at once (``checkpoints/6`` and ``best/6`` after an
+  evaluation) would share their barriers, and one process could finalise a save that another
+  process has not finished writing. The prefix is the same in every process (the folder's
+  last two names, not its absolute path, which may differ between hosts).
+  """
+  return re.sub(r'[^A-Za-z0-9_]', '_', f'{directory.parent.name}_{directory.name}')
+
+
 class Checkpoints:
   """The Orbax manager of one ``checkpoints`` folder (module docstring).
 
@@ -153,7 +166,9 @@ class Checkpoints:
       options = ocp.CheckpointManagerOptions(
           max_to_keep=None if read_only else keep, read_only=read_only, create=not read_only,
           cleanup_tmp_directories=not read_only, todelete_subdir=None if read_only else TRASH,
-          enable_async_checkpointing=not read_only)
+          enable_async_checkpointing=not read_only,
+          multiprocessing_options=ocp.options.MultiprocessingOptions(
+              barrier_sync_key_prefix=barrier_prefix(self.directory)))
       self._manager = ocp.CheckpointManager(self.directory, item_names=items, options=options)
     # Orbax removes unfinished steps in a background thread that close() does not wait for:
     # one still running when the program exits (after an early error) prints a traceback.
@@ -295,14 +310,22 @@ def _dropped_read(unraisable: Any) -> bool:
 
 
 class _NoUnretrievedOrbaxTasks(py_logging.Filter):
-  """Drops asyncio's "Task exception was never retrieved" for Orbax's tasks: the message names
-  the task's coroutine and the file it is defined in. Self-contained (no module globals), as it
-  may run while the interpreter shuts down."""
+  """Drops asyncio's "Task exception was never retrieved" and "Future exception was never
+  retrieved" for Orbax's reads: the message names the task's coroutine and the file it is
+  defined in (a task), or the failed read's error, which names the OCDBT database or TensorStore
+  (a future). Self-contained (no module globals), as it may run while the interpreter shuts
+  down."""
 
-  def filter(self, record: py_logging.LogRecord, orbax=f'{os.sep}orbax{os.sep}') -> bool:
+  def filter(self, record: py_logging.LogRecord,
+             marks=(f'{os.sep}orbax{os.sep}', 'OCDBT', 'TensorStore', 'tensorstore')) -> bool:
     try:
       msg = str(record.msg)
-      return not (msg.startswith('Task exception was never retrieved') and orbax in msg)
+      if not msg.startswith(('Task exception was never retrieved',
+                             'Future exception was never retrieved')):
+        return True
+      error = record.exc_info[1] if record.exc_info else None
+      text = f'{msg}\n{error!r}'
+      return not any(m in text for m in marks)
     except Exception:  # pylint: disable=broad-except  # never let a filter raise
       return True
 
@@ -315,9 +338,9 @@ def _quiet_orbax_leftovers() -> None:
   once, and the reads it leaves behind print tracebacks around the one-line error, at random:
   each failed sibling coroutine when it is collected ("Exception ignored in <coroutine ...>"),
   each read still in flight when it finishes and calls back into the closed event loop ("Event
-  loop is closed"), and asyncio's "Task exception was never retrieved" for failed tasks. Their
-  error is the one raised as :class:`RestoreError`, so these three kinds are dropped; any other
-  error is printed as before.
+  loop is closed"), and asyncio's "Task/Future exception was never retrieved" for failed tasks
+  and futures. Their error is the one raised as :class:`RestoreError`, so these three kinds are
+  dropped; any other error is printed as before.
   """
   if getattr(sys.unraisablehook, '_quiet_orbax', False):
     return

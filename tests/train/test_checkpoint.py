@@ -4,6 +4,7 @@ loader, and resuming after SIGKILL with the uninterrupted run's losses."""
 from __future__ import annotations
 
 import functools
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -75,6 +76,24 @@ def test_keeps_the_newest_steps_and_empties_the_trash(tmp_path):
   ck.close()
   assert ckpt_lib.Checkpoints(tmp_path / 'checkpoints', read_only=True).all_steps() == [3, 4]
   assert not any((tmp_path / 'checkpoints' / ckpt_lib.TRASH).iterdir())
+
+
+def test_the_managers_of_one_stage_never_share_a_barrier(tmp_path):
+  """checkpoints/6 and best/6 are saved together after an evaluation; Orbax names a save's
+  barriers after the step folder alone, so each manager gets its own prefix (the same on every
+  host, whatever the absolute path)."""
+  prefix = ckpt_lib.barrier_prefix
+  assert prefix(tmp_path / 'w' / 'pretrain' / 'checkpoints') != prefix(
+      tmp_path / 'w' / 'pretrain' / 'best')
+  assert prefix(tmp_path / 'w' / 'pretrain' / 'best') != prefix(
+      tmp_path / 'w' / 'finetune' / 'best')
+  assert prefix(pathlib.Path('/a/w/pretrain/best')) == prefix(pathlib.Path('/b/c/w/pretrain/best'))
+  ck = ckpt_lib.Checkpoints(tmp_path / 'pretrain' / 'checkpoints')
+  try:
+    got = ck._manager._checkpointer._barrier_sync_key_prefix  # pylint: disable=protected-access
+  finally:
+    ck.close()
+  assert got == prefix(tmp_path / 'pretrain' / 'checkpoints') == 'pretrain_checkpoints'
 
 
 def test_an_unfinished_step_folder_is_ignored_and_removed(tmp_path):

@@ -178,4 +178,13 @@ def test_only_the_leftovers_of_a_failed_restore_are_kept_quiet(monkeypatch, capl
     log.error('Task exception was never retrieved\nfuture: <Task coro=<f() defined at '
               f'{os.sep}x{os.sep}orbax{os.sep}y.py:1>>')
     log.error('Task exception was never retrieved\nfuture: <Task coro=<f() defined at /x/y.py>>')
-  assert [r.getMessage().endswith('/x/y.py>>') for r in caplog.records] == [True]
+    read = ValueError('OUT_OF_RANGE: Error reading "w/0.0" in OCDBT database at local file "/c/"')
+    log.error('Future exception was never retrieved\nfuture: <Future finished exception=%r>',
+              read, exc_info=(ValueError, read, None))
+    log.error('Future exception was never retrieved\nfuture: <Future finished exception=x>',
+              exc_info=(ValueError, ValueError('x'), None))
+    log.error('Some other OCDBT error')
+  assert [r.getMessage() for r in caplog.records] == [
+      'Task exception was never retrieved\nfuture: <Task coro=<f() defined at /x/y.py>>',
+      'Future exception was never retrieved\nfuture: <Future finished exception=x>',
+      'Some other OCDBT error']

@@ -87,7 +87,8 @@ def sampling(b: dict) -> str:
   if g.get('max_bar_advance', 2) != 2:
     out += f'; max_bar_advance {g["max_bar_advance"]}'
   for key, name in (('stress_beat_bias', 'stress prior'), ('phrase_rest_bias', 'rest prior'),
-                    ('stress_duration_bias', 'duration prior')):
+                    ('stress_duration_bias', 'duration prior'),
+                    ('phrase_final_long_bias', 'final-long prior')):
     if g.get(key, 0):
       out += f'; {name} {g[key]:g}'
   kind = (b.get('checkpoint') or {}).get('kind')

@@ -115,6 +115,7 @@ def get_config(arg: str = ''):
   # temperatures, without the lyric-melody priors of decoding (also beyond the paper, and the
   # runs of seed 0 at b801309 were made without them).
   c.model.update(field_conditioning='none', phrase_position=False, note_syllable_stress=False)
-  c.generate.update(stress_beat_bias=0.0, phrase_rest_bias=0.0, stress_duration_bias=0.0)
+  c.generate.update(stress_beat_bias=0.0, phrase_rest_bias=0.0, stress_duration_bias=0.0,
+                    phrase_final_long_bias=0.0)
   VARIANTS[variant](c)
   return c

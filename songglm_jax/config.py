@@ -185,6 +185,8 @@ def base_config() -> ml_collections.ConfigDict:
   g.phrase_rest_bias = 0.0  # + on onsets leaving a rest >= an eighth before a phrase (0 = off)
   g.stress_duration_bias = 0.0  # + on durations ending on a strong beat before a stressed
                                 # syllable, - before an unstressed one (0 = off)
+  g.phrase_final_long_bias = 0.0  # + on durations >= a quarter for a phrase-final syllable's
+                                  # notes (0 = off)
   g.plot = True             # also a piano-roll PNG per song
 
   # Evaluation on the validation split (songglm_jax/job/eval_stage.py): its songs' lyrics are sung

@@ -66,6 +66,8 @@ def define_flags() -> None:
                      '(0: off; default: the workdir\'s config)')
   flags.DEFINE_float('stress_duration_bias', None, 'lyric-melody prior: a note ends on a strong '
                      'beat before a stressed syllable (0: off; default: the workdir\'s config)')
+  flags.DEFINE_float('phrase_final_long_bias', None, 'lyric-melody prior: a phrase-final '
+                     'syllable sung on a long note (0: off; default: the workdir\'s config)')
   flags.DEFINE_string('formats', ','.join(FORMATS), 'files to write per song, a comma-separated '
                       f'subset of {",".join(FORMATS)} (at least one of mid, musicxml)')
   flags.DEFINE_boolean('plot', None, 'add (--plot) or drop (--noplot) png in --formats')
@@ -108,7 +110,7 @@ def main(argv):
 
 def _priors() -> dict:
   return {k: getattr(FLAGS, k) for k in ('stress_beat_bias', 'phrase_rest_bias',
-                                         'stress_duration_bias')}
+                                         'stress_duration_bias', 'phrase_final_long_bias')}
 
 
 if __name__ == '__main__':

@@ -222,7 +222,7 @@ def test_cli_writes_songs_for_text_lyrics(workdir, tmp_path):
          '--lyrics=Row, row, row your boat. Gently down the stream!', f'--output={tmp_path}',
          '--num_samples=2', '--seed=4', '--top_p=0.9', '--temperature=pitch=1.1',
          '--checkpoint=latest', '--title=Boat Song', '--language=en_GB',
-         '--stress_beat_bias=2', '--phrase_rest_bias=1.5']
+         '--stress_beat_bias=2', '--phrase_rest_bias=1.5', '--phrase_final_long_bias=1']
   r = subprocess.run(cmd, cwd=REPO, env=helpers.subprocess_env(), capture_output=True, text=True,
                      timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
@@ -233,7 +233,8 @@ def test_cli_writes_songs_for_text_lyrics(workdir, tmp_path):
   assert report['options']['temperature']['pitch'] == 1.1
   assert report['options']['top_p'] == {f: 0.9 for f in generation.FIELDS}
   assert (report['options']['stress_beat_bias'], report['options']['phrase_rest_bias'],
-          report['options']['stress_duration_bias']) == (2.0, 1.5, 0.0)  # the last: config's
+          report['options']['phrase_final_long_bias'],
+          report['options']['stress_duration_bias']) == (2.0, 1.5, 1.0, 0.0)  # the last: config's
   (song,), _ = song_io.read_songs(tmp_path / 'sample_1' / 'row_row_row_your.mid')
   assert song.syllables[-1] == 'stream!' and song.syllables[0] == 'Row,'
   assert score_xml.read(tmp_path / 'sample_1' / 'row_row_row_your.musicxml').title == 'Boat Song'

@@ -20,7 +20,8 @@ from songglm_jax.music import stress
 
 FIELDS = sampling.NOTE_COLUMNS  # fields with sampling settings
 # Added later: configs of older workdirs lack them (the default, off, applies).
-OPTIONAL = ('stress_beat_bias', 'phrase_rest_bias', 'stress_duration_bias')
+OPTIONAL = ('stress_beat_bias', 'phrase_rest_bias', 'stress_duration_bias',
+            'phrase_final_long_bias')
 
 
 def _is_number(v) -> bool:
@@ -40,7 +41,10 @@ class GenerateOptions:
   subtracted for an unstressed one (``sampling.position_prior``); ``phrase_rest_bias`` is added
   to the onsets that leave a rest of an eighth or more before the first note of a phrase;
   ``stress_duration_bias`` is added to the durations that end on a strong beat when the next
-  syllable has primary stress and subtracted when it is unstressed (``sampling.duration_prior``).
+  syllable has primary stress and subtracted when it is unstressed (``sampling.duration_prior``);
+  ``phrase_final_long_bias`` is added to the durations of a quarter note or longer for the notes
+  of a phrase-final syllable (the last syllable before a change of phrase id; not the song's
+  last, which the rest after the song already ends).
   """
   num_samples: int = 10
   seed: int = 0
@@ -59,6 +63,7 @@ class GenerateOptions:
   stress_beat_bias: float = 0.0
   phrase_rest_bias: float = 0.0
   stress_duration_bias: float = 0.0
+  phrase_final_long_bias: float = 0.0
 
   def validate(self) -> None:
     bad = lambda f, want: ValueError(f'generate.{f}: got {getattr(self, f)!r}, expected {want}')
@@ -116,6 +121,15 @@ class GenerateOptions:
       return None
     return np.float32(self.stress_duration_bias) * stress_sign(syllable_stress)
 
+  def long_priors(self, syllable_phrase: np.ndarray) -> Optional[np.ndarray]:
+    """Per-syllable ``long_bias`` float32 [S] (None when the option is 0)."""
+    if not self.phrase_final_long_bias:
+      return None
+    phrase = np.asarray(syllable_phrase)
+    final = np.zeros(len(phrase), bool)
+    final[:-1] = phrase[:-1] != phrase[1:]
+    return np.where(final, np.float32(self.phrase_final_long_bias), np.float32(0))
+
   def priors(self, syllable_stress: Sequence[str], syllable_phrase: np.ndarray
              ) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """Per-syllable ``(beat_bias, rest_bias)`` float32 [S] of one lyrics window for
@@ -152,7 +166,8 @@ def prior_rows(options: GenerateOptions, rows: Sequence[tuple[Sequence[str], np.
       a row of ``S <= s_max`` syllables is padded with zeros (no prior).
   """
   o = options
-  if not (o.stress_beat_bias or o.phrase_rest_bias or o.stress_duration_bias):
+  if not (o.stress_beat_bias or o.phrase_rest_bias or o.stress_duration_bias or
+          o.phrase_final_long_bias):
     return {}
   per = [o.priors(stress_, phrase) for stress_, phrase, _ in rows]
   pad = lambda a: np.pad(a, (0, s_max - len(a)))
@@ -164,6 +179,8 @@ def prior_rows(options: GenerateOptions, rows: Sequence[tuple[Sequence[str], np.
   if o.stress_duration_bias:
     out['duration_bias'] = jnp.asarray(np.stack([pad(o.duration_priors(st))
                                                  for st, _, _ in rows]))
+  if o.phrase_final_long_bias:
+    out['long_bias'] = jnp.asarray(np.stack([pad(o.long_priors(phrase)) for _, phrase, _ in rows]))
   if o.stress_beat_bias or o.stress_duration_bias:
     out['strong_mid'] = jnp.asarray(np.array([tuple(ts) == (4, 4) for _, _, ts in rows]))
   return out

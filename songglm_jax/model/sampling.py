@@ -139,6 +139,9 @@ class Rows(NamedTuple):
   # ``duration_bias[b, w + 1]`` is added to the duration logits of a note of syllable ``w`` where
   # the note would end on a strong beat (:func:`duration_prior`); None: none.
   duration_bias: Optional[jax.Array] = None  # float32 [B, S_max]
+  # ``long_bias[b, w]`` is added to the duration logits of the notes of syllable ``w`` that last
+  # at least ``LONG_TICKS`` (:func:`duration_prior`); None: none.
+  long_bias: Optional[jax.Array] = None  # float32 [B, S_max]
 
 
 class State(NamedTuple):
@@ -258,6 +261,7 @@ def _strong(at: jax.Array, rows: Rows) -> jax.Array:
 
 
 REST_TICKS = 240  # an eighth note: the rest the phrase-ending metric (PEA) counts
+LONG_TICKS = 480  # a quarter note: the final note the phrase-ending metric counts as long
 
 
 def position_prior(st: State, rows: Rows, grids: Grids, word_id: jax.Array, bar: jax.Array,
@@ -290,24 +294,35 @@ def position_prior(st: State, rows: Rows, grids: Grids, word_id: jax.Array, bar:
 
 def duration_prior(rows: Rows, grids: Grids, word_id: jax.Array, onset: jax.Array,
                    num_durations: int) -> Optional[jax.Array]:
-  """float32 [B, V_duration] added to the duration logits (None without ``duration_bias``).
+  """float32 [B, V_duration] added to the duration logits (None without ``duration_bias`` and
+  ``long_bias``).
 
-  A note of syllable ``w`` that lasts until a strong beat lets a legato next note start on it;
-  when the next syllable ``w + 1`` is stressed (positive bias) those durations are favoured,
-  when it is unstressed (negative) avoided. The prior looks one syllable ahead because the
-  position prior can only move a note later, opening a rest; this one shapes the note before.
+  ``duration_bias``: a note of syllable ``w`` that lasts until a strong beat lets a legato next
+  note start on it; when the next syllable ``w + 1`` is stressed (positive bias) those durations
+  are favoured, when it is unstressed (negative) avoided. The prior looks one syllable ahead
+  because the position prior can only move a note later, opening a rest; this one shapes the
+  note before. ``long_bias``: ``long_bias[b, w]`` on durations of at least :data:`LONG_TICKS`
+  for every note of syllable ``w`` (set on phrase-final syllables: a phrase ends on a long note).
   """
-  if rows.duration_bias is None:
+  if rows.duration_bias is None and rows.long_bias is None:
     return None
   w = word_id - NS
-  nxt = w + 1
-  has_next = (w >= 0) & (nxt < rows.num_syllables) & (nxt < rows.duration_bias.shape[1])
-  at = jnp.clip(nxt, 0, rows.duration_bias.shape[1] - 1)[:, None]
-  bias = jnp.where(has_next, jnp.take_along_axis(rows.duration_bias, at, axis=1)[:, 0], 0.0)
   d = jnp.arange(num_durations)[None] - NS
   g = grids.duration[jnp.clip(d, 0, grids.duration.shape[0] - 1)]
-  ends = _strong((onset[:, None] + g) % rows.bar_ticks[:, None], rows) & (d >= 0)
-  return bias[:, None] * ends
+  out = jnp.zeros((word_id.shape[0], num_durations), jnp.float32)
+  if rows.duration_bias is not None:
+    nxt = w + 1
+    has_next = (w >= 0) & (nxt < rows.num_syllables) & (nxt < rows.duration_bias.shape[1])
+    at = jnp.clip(nxt, 0, rows.duration_bias.shape[1] - 1)[:, None]
+    bias = jnp.where(has_next, jnp.take_along_axis(rows.duration_bias, at, axis=1)[:, 0], 0.0)
+    ends = _strong((onset[:, None] + g) % rows.bar_ticks[:, None], rows) & (d >= 0)
+    out += bias[:, None] * ends
+  if rows.long_bias is not None:
+    has = (w >= 0) & (w < rows.long_bias.shape[1])
+    at = jnp.clip(w, 0, rows.long_bias.shape[1] - 1)[:, None]
+    bias = jnp.where(has, jnp.take_along_axis(rows.long_bias, at, axis=1)[:, 0], 0.0)
+    out += bias[:, None] * ((g >= LONG_TICKS) & (d >= 0))
+  return out
 
 
 def next_syllable(st: State, rows: Rows) -> jax.Array:

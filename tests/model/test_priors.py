@@ -75,6 +75,26 @@ def test_duration_prior_favours_ending_on_a_strong_beat_before_a_stressed_syllab
   assert sampling.duration_prior(_rows([1920]), grids, word[:1], onset[:1], v) is None
 
 
+def test_final_long_prior_favours_quarter_notes_and_longer_on_its_syllables():
+  tok, grids = _grids()
+  v = tok.field_sizes['duration']
+  g = np.asarray(grids.duration)
+  long = np.array([[0.0, 2.5, 0.0]] * 2, np.float32)
+  rows = _rows([1920, 1440])._replace(long_bias=jnp.asarray(long))
+  word = jnp.asarray([1, 2]) + NS  # a note of the phrase-final syllable 1; of syllable 2
+  got = np.asarray(sampling.duration_prior(rows, grids, word, jnp.asarray([0, 0]), v))
+  assert got.shape == (2, v) and not got[:, :NS].any()
+  assert (g >= 480).any() and (g < 480).any()
+  np.testing.assert_allclose(got[0, NS:], 2.5 * (g >= sampling.LONG_TICKS))
+  assert not got[1].any()
+  # with the stress duration prior: the two add up
+  both = rows._replace(duration_bias=jnp.asarray(np.array([[0.0, 0.0, 1.0]] * 2, np.float32)))
+  got = np.asarray(sampling.duration_prior(both, grids, word, jnp.asarray([480, 480]), v))
+  end = 480 + g
+  strong4 = (end % 1920 == 0) | (end % 1920 == 960)
+  np.testing.assert_allclose(got[0, NS:], 2.5 * (g >= 480) + 1.0 * strong4)
+
+
 def test_options_turn_stress_and_phrases_into_per_syllable_priors():
   o = generation.GenerateOptions(stress_beat_bias=1.5, phrase_rest_bias=2.0)
   beat, rest = o.priors(('1', '0', '2', '?', '10', '01'), np.array([0, 0, 0, 1, 1, 2]))
@@ -83,18 +103,28 @@ def test_options_turn_stress_and_phrases_into_per_syllable_priors():
   assert generation.GenerateOptions().priors(('1',), np.array([0])) == (None, None)
   dur = generation.GenerateOptions(stress_duration_bias=2.0).duration_priors(('1', '0', '?'))
   assert dur.tolist() == [2.0, -2.0, 0.0]
+  final = generation.GenerateOptions(phrase_final_long_bias=1.5).long_priors(
+      np.array([0, 0, 1, 1, 1, 2]))
+  assert final.tolist() == [0.0, 1.5, 0.0, 0.0, 1.5, 0.0]  # not the song's last syllable
+  assert generation.GenerateOptions().long_priors(np.array([0, 1])) is None
+  extra = generation.prior_rows(generation.GenerateOptions(phrase_final_long_bias=1.5),
+                                [(('1', '0'), np.array([0, 1]), (4, 4))], 4)
+  assert sorted(extra) == ['long_bias'] and extra['long_bias'].tolist() == [[1.5, 0, 0, 0]]
+  with pytest.raises(ValueError, match='phrase_final_long_bias'):
+    generation.GenerateOptions(phrase_final_long_bias=float('inf')).validate()
   with pytest.raises(ValueError, match='stress_beat_bias'):
     generation.GenerateOptions(stress_beat_bias=float('nan')).validate()
 
 
-def _decoded_with(beat, rest, seed=4, duration=0.0):
+def _decoded_with(beat, rest, seed=4, duration=0.0, final_long=0.0):
   """Decode TEXTS with the untrained tiny model, with priors of the given strength."""
   tok, graphdef, params = td.tiny()
   lyrics = (td._lyrics() * td.ROWS)[:td.ROWS]
   rows_l = [generation.lyric_rows(x, tok) for x in lyrics]
   prompts = decode_lib.build_prompts(rows_l, td.LENGTH)
   o = generation.GenerateOptions(stress_beat_bias=beat, phrase_rest_bias=rest,
-                                 stress_duration_bias=duration)
+                                 stress_duration_bias=duration,
+                                 phrase_final_long_bias=final_long)
   s_max = td.LENGTH - 4
   extra = generation.prior_rows(o, [(x.syllable_stress, x.syllable_phrase, x.time_signature)
                                     for x in lyrics], s_max)
@@ -157,3 +187,21 @@ def test_duration_prior_ends_notes_on_strong_beats_before_stressed_syllables():
   off = _ends_on_strong_before(_decoded_with(0.0, 0.0))
   on = _ends_on_strong_before(_decoded_with(0.0, 0.0, duration=4.0))
   assert on[0] > off[0] + 0.2 and on[1] <= off[1], (off, on)
+
+
+
+def _final_notes_long(songs):
+  """Share of phrase-final syllables (not the song's last) whose last note lasts a quarter or
+  more."""
+  out = []
+  for lyr, song in songs:
+    last = np.append(song.syllable_first_note[1:] - 1, song.num_notes - 1)
+    final = np.flatnonzero(np.diff(lyr.syllable_phrase) != 0)
+    out += (song.duration[last[final]] >= sampling.LONG_TICKS).tolist()
+  return np.mean(out)
+
+
+def test_final_long_prior_lengthens_the_last_notes_of_phrases():
+  off = _final_notes_long(_decoded_with(0.0, 0.0))
+  on = _final_notes_long(_decoded_with(0.0, 0.0, final_long=4.0))
+  assert on > off + 0.2, (off, on)

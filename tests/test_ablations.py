@@ -201,7 +201,8 @@ def test_table_marks_differences_beyond_two_standard_errors_and_rows_not_run():
 def test_every_row_decodes_without_the_lyric_melody_priors():
   """The paper's model and decoding: the beyond-paper priors of configs/songglm_sample.py off."""
   from configs import songglm_sample
-  assert songglm_sample.get_config().generate.stress_beat_bias > 0  # else this test is empty
+  sample = songglm_sample.get_config().generate
+  assert sample.stress_beat_bias > 0 and sample.phrase_final_long_bias > 0  # else: empty test
   for name in ('full', 'scratch', 'no_alignment'):
     g = ablations.get_config(f'{name},songglm_sample').generate
     assert (g.stress_beat_bias, g.phrase_rest_bias, g.stress_duration_bias,

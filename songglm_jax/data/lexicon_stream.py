@@ -213,16 +213,60 @@ def _partitions_of(units: np.ndarray, counted: np.ndarray, n: int, partitions: i
   return part
 
 
+def _reduce(keys: list, count: np.ndarray, first: np.ndarray, second: np.ndarray):
+  """Rows grouped by ``keys`` (int64 columns): the distinct keys in lexicographic order, their
+  counts summed and the two smallest of their windows (``first``, ``second``; -1: none)."""
+  two = second >= 0
+  cand_keys = [np.concatenate([k, k[two]]) for k in keys]
+  cand = np.concatenate([first, second[two]])
+  order = np.lexsort((cand, *cand_keys[::-1]))
+  cand, cand_keys = cand[order], [k[order] for k in cand_keys]
+  cand_count = np.concatenate([count, np.zeros(int(two.sum()), count.dtype)])[order]
+  new = np.ones(len(cand), dtype=bool)
+  if len(cand) > 1:
+    new[1:] = np.any(np.stack([k[1:] != k[:-1] for k in cand_keys]), axis=0)
+  start = np.flatnonzero(new)
+  size = np.diff(np.append(start, len(cand)))
+  second = np.full(len(start), -1, dtype=np.int64)
+  second[size > 1] = cand[start[size > 1] + 1]
+  return ([k[start] for k in cand_keys], np.add.reduceat(cand_count, start) if len(cand) else
+          cand_count, cand[start], second)
+
+
+def _aggregate(win: np.ndarray, columns: Callable) -> tuple:
+  """:func:`_reduce` of the windows ``win`` (sorted) keyed by ``columns(starts)``, a chunk of
+  windows at a time (a frequent n-gram fills a part, however many parts there are)."""
+  acc = None
+  for lo in range(0, len(win), CHUNK):
+    starts = win[lo:lo + CHUNK]
+    ones, none = np.ones(len(starts), np.int64), np.full(len(starts), -1, np.int64)
+    part = _reduce(columns(starts), ones, starts, none)
+    if acc is not None:
+      part = _reduce(*[[np.concatenate([x, y]) for x, y in zip(acc[0], part[0])]] +
+                     [np.concatenate([x, y]) for x, y in zip(acc[1:], part[1:])])
+    acc = part
+  return acc
+
+
+def _row_of(keys: list, words: list) -> np.ndarray:
+  """Row of ``keys`` (distinct, sorted) holding each row of ``words`` (all present)."""
+  ids, _ = lexicon_ngrams.dense_ids(*[np.concatenate([k, w]) for k, w in zip(keys, words)])
+  return ids[len(keys[0]):]  # the keys are distinct and sorted: key row i has id i
+
+
 def _lyric_counts(c: _Compact, counted: np.ndarray, n: int, partitions: int) -> np.ndarray:
   """Count ``[S]`` (int32) of the stress n-gram of each counted window among counted windows."""
   bits = _bits(c.lyric_units)
   part = _partitions_of(c.lyric_units, counted, n, partitions, bits)
   out = np.zeros(len(counted), dtype=np.int32)
+  columns = lambda starts: _words(c.lyric_units, starts, n, bits)
   for p in range(partitions):
     win = np.flatnonzero(part == p)
     if len(win):
-      ids, _ = lexicon_ngrams.dense_ids(*_words(c.lyric_units, win, n, bits))
-      out[win] = np.bincount(ids)[ids]
+      keys, count, _, _ = _aggregate(win, columns)
+      for lo in range(0, len(win), CHUNK):
+        starts = win[lo:lo + CHUNK]
+        out[starts] = count[_row_of(keys, columns(starts))]
   return out
 
 
@@ -272,24 +316,22 @@ class _Rows:
     return np.lexsort((*self.words[::-1], -self.count, -self.s[score]))
 
 
-def _score_part(win, words, lwords, lcount, units, lyric_units, unit_p, lyric_p, total, n,
+def _score_part(pairs, g_words: int, lcount, units, lyric_units, unit_p, lyric_p, total, n,
                 lyric_mean) -> _Rows:
-  """The reference's ``lexicon_fit.iter_tables`` body on one partition's windows ``win``."""
-  g_loc, _ = lexicon_ngrams.dense_ids(*words)
-  l_loc, _ = lexicon_ngrams.dense_ids(*lwords)
-  _, g_first, g_inv, count = np.unique(g_loc, return_index=True, return_inverse=True,
-                                       return_counts=True)
-  l_ids, l_first, l_inv = np.unique(l_loc, return_index=True, return_inverse=True)
-  l_count = lcount[win[l_first]].astype(np.int64)
+  """The reference's ``lexicon_fit.iter_tables`` body on one partition, from its distinct (note
+  n-gram, stress n-gram) pairs ``pairs`` (:func:`_aggregate`; the first ``g_words`` key columns
+  are the note n-gram's), in the same order of operations."""
+  keys, p_count, p_first, p_second = pairs
+  words, count, first, second = _reduce(keys[:g_words], p_count, p_first, p_second)
+  new = np.ones(len(p_count), dtype=bool)
+  new[1:] = np.any(np.stack([k[1:] != k[:-1] for k in keys[:g_words]]), axis=0)
+  pg = np.cumsum(new) - 1
   offsets = np.arange(n)
-  g_indep = np.prod(unit_p[units[win[g_first][:, None] + offsets]], axis=1)
-  l_indep = np.prod(lyric_p[lyric_units[win[l_first][:, None] + offsets]], axis=1)
+  g_indep = np.prod(unit_p[units[first[:, None] + offsets]], axis=1)
+  l_indep = np.prod(lyric_p[lyric_units[p_first[:, None] + offsets]], axis=1)
   t = lexicon_fit._t_scores(count / max(total, 1), g_indep, total, n)
-  lt = lexicon_fit._t_scores(l_count / max(total, 1), l_indep, total, n)
-  size, l_size = len(count), max(len(l_ids), 1)
-  pair_key, p_first, p_count = np.unique(g_inv * l_size + l_inv, return_index=True,
-                                         return_counts=True)
-  pg, pl = pair_key // l_size, pair_key % l_size
+  lt = lexicon_fit._t_scores(lcount[p_first] / max(total, 1), l_indep, total, n)
+  size = len(count)
   k = np.bincount(pg, minlength=size)
   q = p_count / count[pg]
   entropy = -np.bincount(pg, weights=q * np.log2(q), minlength=size)
@@ -299,20 +341,14 @@ def _score_part(win, words, lwords, lcount, units, lyric_units, unit_p, lyric_p,
   lyric_t, s = {}, {}
   for score in lexicon_fit.SCORES:
     if lyric_mean == 'distinct':
-      m = np.bincount(pg, weights=lt[score][pl], minlength=size) / np.maximum(k, 1)
+      m = np.bincount(pg, weights=lt[score], minlength=size) / np.maximum(k, 1)
     else:
-      m = np.bincount(pg, weights=p_count * lt[score][pl], minlength=size) / count
+      m = np.bincount(pg, weights=p_count * lt[score], minlength=size) / count
     lyric_t[score] = m
     s[score] = 0.5 * t[score] + 0.5 * c * m
-  grouped = np.argsort(g_inv, kind='stable')
-  group_start = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
-  second = np.full(size, -1, dtype=np.int64)
-  two = count > 1
-  second[two] = win[grouped[group_start[two] + 1]]
-  return _Rows(words=[w[g_first] for w in words], count=count, t=t, c=c, lyric_t=lyric_t, s=s,
-               first=win[g_first], second=second,
-               pair_offset=np.searchsorted(pg, np.arange(size + 1)), pair_count=p_count,
-               pair_window=win[p_first])
+  return _Rows(words=words, count=count, t=t, c=c, lyric_t=lyric_t, s=s, first=first,
+               second=second, pair_offset=np.searchsorted(pg, np.arange(size + 1)),
+               pair_count=p_count, pair_window=p_first)
 
 
 @dataclasses.dataclass
@@ -360,9 +396,9 @@ def _fit_length(c: _Compact, kind: str, n: int, counted: np.ndarray, lcount: np.
     win = np.flatnonzero(part == p)
     if not len(win):
       continue
-    rows = _score_part(win, _words(units, win, n, bits), _words(c.lyric_units, win, n, lbits),
-                       lcount, units, c.lyric_units, unit_p, lyric_p, total, n,
-                       params.lyric_mean)
+    columns = lambda x: _words(units, x, n, bits) + _words(c.lyric_units, x, n, lbits)
+    rows = _score_part(_aggregate(win, columns), len(_words(units, win[:1], n, bits)), lcount,
+                       units, c.lyric_units, unit_p, lyric_p, total, n, params.lyric_mean)
     values = rows.s[params.score]
     size += len(values)
     where = _value_part(values, partitions)

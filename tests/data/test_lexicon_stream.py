@@ -35,6 +35,14 @@ def test_byte_identical_to_the_reference_on_random_corpora(seed, kw):
   _same(_random_corpus(num_songs=60, seed=seed), **kw)
 
 
+@pytest.mark.parametrize('chunk', [1, 5, 64])
+def test_byte_identical_when_parts_are_counted_chunk_by_chunk(monkeypatch, chunk):
+  monkeypatch.setattr(lexicon_stream, 'CHUNK', chunk)  # tiny chunks: every merge path is taken
+  _same(_random_corpus(num_songs=50, seed=chunk), partitions=(1, 3), max_n=6, min_span_n=2)
+  _same(_random_corpus(num_songs=30, seed=9), partitions=(2,), max_n=4, unknown_stress='keep',
+        lyric_mean='weighted', score='collapsed')
+
+
 def test_byte_identical_with_melismas_longer_than_the_integer_code():
   rng = random.Random(5)
   songs = []

@@ -53,8 +53,8 @@ class _Compact:
   first: np.ndarray       # int32/int64 [S + 1] first note of each syllable, then N
   pitch: np.ndarray       # int16 [N]
   features: dict          # kind -> int8 [N]
-  units: dict             # kind -> int32 [S] dense unit ids (the reference's dense_units order)
-  lyric_units: np.ndarray  # int32 [S] stress-pattern ids (sorted patterns)
+  units: dict             # kind -> int16/32 [S] dense unit ids (the reference's dense_units order)
+  lyric_units: np.ndarray  # int16/32 [S] stress-pattern ids (sorted patterns)
   patterns: list          # [P] the stress patterns, sorted
   unknown: np.ndarray     # bool [S]
   order: np.ndarray       # [M] stream position of each canonical song
@@ -72,9 +72,9 @@ class _Compact:
 
 
 def _renumber(provisional: dict) -> np.ndarray:
-  """Map first-seen ids to ranks of their keys in sorted order."""
+  """Map first-seen ids to ranks of their keys in sorted order (int16 when they fit)."""
   keys = list(provisional)
-  ranks = np.empty(len(keys), dtype=np.int32)
+  ranks = np.empty(len(keys), dtype=np.int16 if len(keys) < 2**15 else np.int32)
   for rank, i in enumerate(sorted(range(len(keys)), key=keys.__getitem__)):
     ranks[provisional[keys[i]]] = rank
   return ranks

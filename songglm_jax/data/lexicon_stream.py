@@ -1,22 +1,25 @@
-"""The lexicon fit in memory that does not grow with the corpus's text: streamed songs, compact
-arrays, hash-partitioned exact counts. Its ``lexicon.json`` is byte-identical to
+"""The lexicon fit in memory that grows slowly with the corpus: streamed songs, compact arrays,
+hash-partitioned exact counts. Its ``lexicon.json`` is byte-identical to
 ``lexicon_build.fit_lexicon``'s (the reference, which holds every song and every n-gram table).
 
 - Songs are read twice from a re-iterable source (prepare's spill file): once into compact
-  per-syllable and per-note arrays (int32 unit ids, int8 features, int16 pitches) and once, at
-  the end, for the syllable text of the few windows shown as examples. No song is kept.
+  per-syllable and per-note arrays (int16 unit and stress-pattern ids when they fit, int8
+  features, int16 pitches) and once, at the end, for the syllable text of the few windows shown
+  as examples. No song is kept.
 - Unit ids and stress-pattern ids are given in first-seen order while reading and renumbered in
   the reference's order (sorted groups / sorted patterns) afterwards; songs are put in the
-  reference's canonical order (name, content digest) by one gather.
+  reference's canonical order (name, content digest), copied song by song.
 - For each length n, the counted windows are split into ``partitions`` parts by a hash of their
   n-gram (its units packed into int64 words, which sort like the n-grams), so every occurrence of
-  an n-gram is in one part. Each part is counted exactly with ``np.unique`` / ``np.lexsort`` and
-  scored with the reference's formulas (``lexicon_fit``) in the same order of operations, so every
-  float is bit-identical; stress n-gram counts come from a first partitioned pass by the stress
-  n-gram's hash. Only one part's table is in memory at once, plus what is kept: every n-gram of
-  the lengths spans use (``n <= max_span_n``, few distinct ones) and the ``keep_top`` best of each
-  part for the longer lengths (the global best ``keep_top`` are among them), and one float per
-  distinct n-gram of the current length to count tied scores.
+  an n-gram is in one part. Each part is counted exactly with ``np.lexsort``, ``CHUNK`` windows at
+  a time merged into its distinct (note n-gram, stress n-gram) pairs (a frequent n-gram fills one
+  part, however many parts there are), and scored with the reference's formulas (``lexicon_fit``)
+  in the same order of operations, so every float is bit-identical; stress n-gram counts come
+  from a first partitioned pass by the stress n-gram's hash (one int32 per window). Only one
+  part's table is in memory at once, plus what is kept: every n-gram of the lengths spans use
+  (``n <= max_span_n``, few distinct ones) and the ``keep_top`` best of each part for the longer
+  lengths (the global best ``keep_top`` are among them), and one float per distinct n-gram of the
+  current length to count tied scores.
 - Spans and their statistics are computed song-aligned chunk by chunk (spans never cross songs).
 """
 
@@ -24,7 +27,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np

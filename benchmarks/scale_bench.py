@@ -16,7 +16,11 @@ rebuilt when absent. For each size, into a temporary folder:
                           among it and its reaped workers (never a sum)
   lexicon[size]           ``prepare --fit_lexicon`` (how the lexicon is fitted) with the most
                           workers: the fit's seconds (prepare's log line), the whole run's
-                          seconds and peak RSS (the fit holds the train songs in memory)
+                          seconds and peak RSS, and ``fit_extra_rss_mb``: its ``max_rss_mb``
+                          less that of ``prepare[size]`` with as many workers (what the fit adds)
+  lexicon_reference[size] the same with ``--lexicon_partitions=-1``: the reference fit, which
+                          holds every train song and n-gram table (``--reference=0`` skips it);
+                          ``identical``: its lexicon.json is byte for byte the partitioned one's
   pipeline[size]          the Grain pre-training pipeline (read, decode, shuffle, mask, pack,
                           batch; in this process, no workers) over the lexicon run's records:
                           examples and rows per second of this process's CPU time
@@ -39,6 +43,7 @@ import argparse
 import json
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -70,6 +75,8 @@ def _args(argv):
                  help='cache folder of the synthetic corpora')
   p.add_argument('--pipeline_seconds', type=float, default=5.0,
                  help='CPU seconds of pipeline timing per size')
+  p.add_argument('--reference', type=int, default=1, choices=(0, 1),
+                 help='also time the reference lexicon fit (--lexicon_partitions=-1)')
   return p.parse_args(argv)
 
 
@@ -133,9 +140,11 @@ def run_measured(cmd: list[str]) -> dict:
           'max_rss_mb': int(usage.group(1)) / 1024, 'stderr': stderr}
 
 
-def _prepare(corpus: pathlib.Path, out: pathlib.Path, workers: int, lexicon: bool) -> dict:
+def _prepare(corpus: pathlib.Path, out: pathlib.Path, workers: int, lexicon: bool,
+             partitions: int = 0) -> dict:
   cmd = [sys.executable, '-m', 'songglm_jax.prepare', f'--source={corpus}', f'--output={out}',
-         f'--workers={workers}'] + (['--fit_lexicon'] if lexicon else [])
+         f'--workers={workers}'] + ([f'--fit_lexicon', f'--lexicon_partitions={partitions}']
+                                    if lexicon else [])
   r = run_measured(cmd)
   report = json.loads((out / 'report.json').read_text())
   fit = re.search(r'lexicon fitted on \d+ songs in ([0-9.]+) s', r.pop('stderr'))
@@ -209,6 +218,16 @@ def _table(res: dict) -> str:
     lines.append(f"| {int(n):,} | {fit} | {r['seconds']:.1f} / {r['cpu_seconds']:.1f} | "
                  f"{r['tree_rss_mb']:.0f} | "
                  f"{p['examples_per_s']:,.0f} | {p['rows_per_s']:.1f} | {res['disk_mb'][n]:.1f} |")
+  if res.get('lexicon_reference'):
+    lines += ['', '| songs | lexicon fit s, partitioned / reference | max process RSS MB | '
+              'added by the fit MB | lexicon.json identical |',
+              '| ---: | ---: | ---: | ---: | :-- |']
+    for n, r in res['lexicon'].items():
+      f = res['lexicon_reference'][n]
+      lines.append(f"| {int(n):,} | {r['fit_seconds']} / {f['fit_seconds']} | "
+                   f"{r['max_rss_mb']:.0f} / {f['max_rss_mb']:.0f} | "
+                   f"{r['fit_extra_rss_mb']:.0f} / {f['fit_extra_rss_mb']:.0f} | "
+                   f"{f['identical']} |")
   e = res['extrapolation']
   lines += ['', f"extrapolated to {PAPER_SONGS:,} songs (affine through the two largest sizes): "
             + '; '.join(f"prepare {w} worker(s) {v['seconds'] / 60:.1f} min "
@@ -225,7 +244,8 @@ def main(argv=None):
   t_start = time.perf_counter()
   sizes, workers = sorted(set(args.sizes)), sorted(set(args.workers))
   res = {'sizes': sizes, 'workers': workers, 'commit': _commit(), 'corpora': {},
-         'prepare': {}, 'lexicon': {}, 'pipeline': {}, 'disk_mb': {}}
+         'prepare': {}, 'lexicon': {}, 'pipeline': {}, 'disk_mb': {},
+         'lexicon_reference': {}}
   root = pathlib.Path(args.corpora)
   startup = run_measured([sys.executable, '-c', 'import songglm_jax.prepare'])
   res['startup_cpu_seconds'] = startup['cpu_seconds']  # interpreter start and imports
@@ -247,9 +267,22 @@ def main(argv=None):
               f"{r['tree_rss_mb']:.0f} MB, max process {r['max_rss_mb']:.0f} MB", flush=True)
       lex_dir = pathlib.Path(tmp) / 'lexicon'
       r = _prepare(folder, lex_dir, max(workers), lexicon=True)
-      res['lexicon'][str(n)] = dict(r, workers=max(workers))
+      base = res['prepare'][str(n)][str(max(workers))]['max_rss_mb']
+      res['lexicon'][str(n)] = dict(r, workers=max(workers),
+                                    fit_extra_rss_mb=r['max_rss_mb'] - base)
       print(f"  prepare --fit_lexicon: fit {r['fit_seconds']} s, run {r['seconds']:.1f} s, tree "
-            f"RSS {r['tree_rss_mb']:.0f} MB", flush=True)
+            f"RSS {r['tree_rss_mb']:.0f} MB, max process {r['max_rss_mb']:.0f} MB", flush=True)
+      if args.reference:
+        ref_dir = pathlib.Path(tmp) / 'lexicon_reference'
+        ref = _prepare(folder, ref_dir, max(workers), lexicon=True, partitions=-1)
+        ref.update(workers=max(workers), fit_extra_rss_mb=ref['max_rss_mb'] - base,
+                   identical=(ref_dir / 'lexicon.json').read_bytes()
+                   == (lex_dir / 'lexicon.json').read_bytes())
+        res['lexicon_reference'][str(n)] = ref
+        shutil.rmtree(ref_dir)
+        print(f"  reference fit: fit {ref['fit_seconds']} s, run {ref['seconds']:.1f} s, tree RSS "
+              f"{ref['tree_rss_mb']:.0f} MB, max process {ref['max_rss_mb']:.0f} MB; lexicon.json "
+              f"{'identical' if ref['identical'] else 'DIFFERS'}", flush=True)
       res['disk_mb'][str(n)] = _disk_mb(lex_dir)
       res['pipeline'][str(n)] = _pipeline(lex_dir, args.pipeline_seconds)
       print(f"  pipeline {res['pipeline'][str(n)]['examples_per_s']:,.0f} examples/s; records "
@@ -284,17 +317,38 @@ def _summary(res: dict, sizes: list[int], workers: list[int]) -> dict:
                   'seconds': extrapolate(sizes, col(res['lexicon'], 'seconds'), PAPER_SONGS,
                                          flat=False),
                   'tree_rss_mb': extrapolate(sizes, col(res['lexicon'], 'tree_rss_mb'),
-                                             PAPER_SONGS, flat=True)},
+                                             PAPER_SONGS, flat=True),
+                  **_lexicon_extra(res['lexicon'], sizes)},
       'disk_mb': extrapolate(sizes, [res['disk_mb'][str(n)] for n in sizes], PAPER_SONGS,
                              flat=False)}
+  growth = {'prepare': rss, 'lexicon_run': lex_rss,
+            'lexicon_fit_extra': _rss_growth(sizes, col(res['lexicon'], 'fit_extra_rss_mb'))}
+  out = {}
+  ref = res.get('lexicon_reference') or {}
+  if all(str(n) in ref for n in sizes):
+    growth['lexicon_reference_run'] = _rss_growth(sizes, col(ref, 'tree_rss_mb'))
+    growth['lexicon_reference_fit_extra'] = _rss_growth(sizes, col(ref, 'fit_extra_rss_mb'))
+    extra['lexicon_reference'] = {
+        'fit_seconds': extrapolate(sizes, [ref[str(n)]['fit_seconds'] or 0.0 for n in sizes],
+                                   PAPER_SONGS, flat=False),
+        'tree_rss_mb': extrapolate(sizes, col(ref, 'tree_rss_mb'), PAPER_SONGS, flat=True),
+        **_lexicon_extra(ref, sizes)}
+    out['lexicon_identical'] = all(ref[str(n)]['identical'] for n in sizes)
   return {
+      **out,
       'ms_per_song_ratio': ms_ratio,
-      'rss_growth': {'prepare': rss, 'lexicon_run': lex_rss},
+      'rss_growth': growth,
       'targets': {'ms_per_song_ratio_max': 1.5, 'mb_per_1000_songs_max': RSS_SLOPE_MAX,
                   'met_time': all(v <= 1.5 for v in ms_ratio.values()),
                   'met_rss': {'prepare': all(_bounded(g) for g in rss.values()),
                               'lexicon_run': _bounded(lex_rss)}},
       'extrapolation': extra}
+
+
+def _lexicon_extra(rows: dict, sizes: list[int]) -> dict:
+  """Extrapolated peak RSS of the lexicon run's largest process and of what the fit adds."""
+  return {key: extrapolate(sizes, [rows[str(n)][key] for n in sizes], PAPER_SONGS, flat=True)
+          for key in ('max_rss_mb', 'fit_extra_rss_mb')}
 
 
 def _bounded(growth: dict) -> bool:

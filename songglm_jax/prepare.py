@@ -2,7 +2,8 @@ r"""Songs on disk -> a prepared dataset that Grain reads by index.
 
     python -m songglm_jax.prepare --source=DIR|music21 --output=OUT \
         [--workers=N] [--valid_fraction=0.05] [--min_count=2] [--stress_lookup=word] \
-        [--fit_lexicon | --lexicon=PATH] [--limit=N] [--records_per_shard=10000]
+        [--fit_lexicon | --lexicon=PATH] [--limit=N] [--records_per_shard=10000] \
+        [--lexicon_partitions=0]
 
 The stages, the files written and how a re-run treats an earlier output:
 ``songglm_jax/data/prepare.py`` (:func:`~songglm_jax.data.prepare.prepare_dataset`).
@@ -28,6 +29,9 @@ flags.DEFINE_string('lexicon', '', 'reuse a fitted lexicon.json')
 flags.DEFINE_integer('limit', 0, 'use only the first N input files (0 = all)')
 flags.DEFINE_integer('records_per_shard', PrepareOptions.records_per_shard,
                      'records per shard file of a split (0: one file per split)')
+flags.DEFINE_integer('lexicon_partitions', 0, 'with --fit_lexicon: hash partitions the n-gram '
+                     'counts are made in (0: one per 2**18 syllables; -1: the reference fit, which '
+                     'holds every train song in memory); the lexicon does not depend on it')
 
 
 def main(argv):
@@ -36,7 +40,8 @@ def main(argv):
                         stress_lookup=FLAGS.stress_lookup, fit_lexicon=FLAGS.fit_lexicon,
                         lexicon=FLAGS.lexicon, limit=FLAGS.limit,
                         records_per_shard=FLAGS.records_per_shard)
-  report = prepare_dataset(FLAGS.source, FLAGS.output, opts, workers=FLAGS.workers)
+  report = prepare_dataset(FLAGS.source, FLAGS.output, opts, workers=FLAGS.workers,
+                           lexicon_partitions=FLAGS.lexicon_partitions)
   print(f"prepared {report['songs']} songs {report['splits']} from {report['files']} files "
         f"into {FLAGS.output}; skipped {report['skipped'] or 'none'}")
 

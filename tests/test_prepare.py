@@ -341,3 +341,16 @@ def test_streaming_prepare_writes_the_records_of_the_in_memory_way_byte_for_byte
     assert [p.name for p in got] == [p.name for p in ref]
     assert [p.read_bytes() for p in got] == [p.read_bytes() for p in ref]
   assert list(spill_dir.glob('songglm-spill-*')) == []  # the spill file is gone
+
+
+def test_lexicon_partitions_do_not_change_the_output(corpus, tmp_path):
+  opts = prepare.PrepareOptions(valid_fraction=0.3, min_count=1, max_notes=200, fit_lexicon=True)
+  digests = []
+  for k in (-1, 0, 3):  # -1: the reference fit, holding every train song
+    prepare.prepare_dataset(str(corpus), tmp_path / f'k{k}', opts, lexicon_partitions=k)
+    digests.append(_digest(tmp_path / f'k{k}'))
+  assert 'lexicon.json' in digests[0]
+  assert digests[1] == digests[0] and digests[2] == digests[0]
+  with pytest.raises(ValueError, match='lexicon_partitions'):
+    prepare.prepare_dataset(str(corpus), tmp_path / 'bad', opts, lexicon_partitions=-2)
+  assert not (tmp_path / 'bad').exists()

@@ -6,6 +6,9 @@ kinds' note features, score every n-gram (``lexicon_fit``), select, extract the 
 under the chosen and the other score (to report how many differ), and keep the n-grams worth
 storing (every selected one and the ``keep_top`` best of each length) with readable examples.
 
+This is the reference fit: it holds every song and n-gram table in memory. ``prepare`` fits with
+``data/lexicon_stream.py`` (memory that grows far more slowly, byte-identical lexicon.json).
+
 Parallelism: with ``workers >= 2`` the two kinds are fitted in two threads (the work is large
 NumPy sorts and gathers, which release the GIL). Processes would have to ship the flattened
 corpus to each worker, which costs more than the fit of 1000 songs itself.

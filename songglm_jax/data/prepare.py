@@ -20,8 +20,9 @@ Memory does not grow with the corpus (``benchmarks/scale_bench.py``): the vocabu
 counted while the files are read, the songs wait on disk in a temporary spill file instead of a
 list (``data/song_spill.py``, in ``TMPDIR``, about 4 KB per song, gone with the process however
 it ends), and are read back one at a time to be tokenized and written to shards as they come
-(``records.ShardWriter``). Only ``--fit_lexicon`` holds the train songs in memory, because the
-fit scores n-grams over the whole flattened corpus at once (``data/lexicon_build.py``).
+(``records.ShardWriter``). ``--fit_lexicon`` reads the train songs back from the spill file too,
+into compact arrays, and counts n-grams in hash partitions (``data/lexicon_stream.py``; the same
+lexicon.json as the reference fit ``data/lexicon_build.py``, which held every train song).
 
 report.json also records the resolved source (``source_path``) and ``source_fingerprint`` (a
 digest of the input files' names, sizes and modification times, and of a reused lexicon): the
@@ -48,7 +49,8 @@ import numpy as np
 from absl import logging
 
 from songglm_jax import atomic
-from songglm_jax.data import lexicon, lexicon_build, reading, records, song_spill, tokenizer
+from songglm_jax.data import (lexicon, lexicon_build, lexicon_stream, reading, records,
+                              song_spill, tokenizer)
 from songglm_jax.music import io as song_io
 from songglm_jax.music import midi
 from songglm_jax.music.song import Song, SongSkip
@@ -171,8 +173,13 @@ def _in_valid(name: str, fraction: float) -> bool:
 
 
 def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions = PrepareOptions(),
-                    workers: int = 1) -> dict:
+                    workers: int = 1, lexicon_partitions: int = 0) -> dict:
   """Prepare ``source`` into ``output``; returns the report (also written to report.json).
+
+  ``lexicon_partitions`` (with ``fit_lexicon``; never changes the output): the parts the lexicon
+  fit counts each n-gram length in, reading the train songs back from the spill file
+  (``data/lexicon_stream.py``); 0: its default (one part per 2**18 syllables); -1: the reference
+  fit (``data/lexicon_build.py``), which holds every train song and every n-gram table in memory.
 
   Raises:
     ValueError: bad options, a missing source path, an output path that is a file (or under
@@ -181,6 +188,8 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
     OSError: writing fails after all (naming the path).
   """
   opts.validate()
+  if lexicon_partitions < -1:
+    raise ValueError(f'prepare: lexicon_partitions must be >= -1, got {lexicon_partitions}')
   if workers < 1:
     raise ValueError(f'prepare: workers must be >= 1 (--workers, config.data.workers), got '
                      f'{workers}')
@@ -212,7 +221,7 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
         if split == 'train':
           num_train += 1
           vocab_counter.add(song)
-          if opts.fit_lexicon:
+          if opts.fit_lexicon and lexicon_partitions == -1:
             lexicon_songs.append(song)
     t_read = time.perf_counter() - t0
 
@@ -222,7 +231,11 @@ def prepare_dataset(source: str, output: str | os.PathLike, opts: PrepareOptions
     vocab = vocab_counter.vocab(min_count=opts.min_count, max_bars=opts.max_bars,
                                 max_bar_ticks=opts.max_bar_ticks)
     tok = tokenizer.Tokenizer(vocab)
-    lex_info, spans_of = _lexicon(out, opts, lexicon_songs)
+    if opts.fit_lexicon and lexicon_partitions != -1:
+      train = lambda: (song for song, tag in spill if tag['split'] == 'train')
+      lex_info, spans_of = _lexicon(out, opts, train, lexicon_partitions or None)
+    else:
+      lex_info, spans_of = _lexicon(out, opts, lexicon_songs)
     del lexicon_songs[:]  # the fit is done: the songs need not stay in memory
 
     from songglm_jax.music import stress as stress_mod
@@ -299,9 +312,11 @@ def _start_output(out: pathlib.Path) -> None:
       logging.info('prepare: removed %s, left by an interrupted run', tmp)
 
 
-def _lexicon(out: pathlib.Path, opts: PrepareOptions, train_songs: Sequence[Song]):
+def _lexicon(out: pathlib.Path, opts: PrepareOptions, train_songs, partitions=-1):
   """(report entry or None, song -> (smr spans, srr spans)); a ``lexicon.json`` of an earlier
-  run in ``out`` is removed when this run fits none."""
+  run in ``out`` is removed when this run fits none. ``train_songs``: the songs (``partitions``
+  -1: the reference fit) or a function iterating over them (the partitioned fit with
+  ``partitions`` parts, None: its default)."""
   empty = np.zeros((0, 2), np.int32)
   if not opts.fit_lexicon:
     _remove_stale_lexicon(out / 'lexicon.json', opts.lexicon)
@@ -309,12 +324,14 @@ def _lexicon(out: pathlib.Path, opts: PrepareOptions, train_songs: Sequence[Song
     return None, lambda song: (empty, empty)
   if opts.fit_lexicon:
     t0 = time.perf_counter()
-    lex = lexicon_build.fit_lexicon(train_songs, max_n=opts.lexicon_max_n,
-                                    min_span_n=opts.lexicon_min_span_n,
-                                    max_span_n=opts.lexicon_max_span_n,
-                                    max_rank=opts.lexicon_max_rank,
-                                    stress_mode=opts.stress_lookup, workers=2)
-    logging.info('prepare: lexicon fitted on %d songs in %.2f s', len(train_songs),
+    fit = dict(max_n=opts.lexicon_max_n, min_span_n=opts.lexicon_min_span_n,
+               max_span_n=opts.lexicon_max_span_n, max_rank=opts.lexicon_max_rank,
+               stress_mode=opts.stress_lookup)
+    if partitions == -1:
+      lex = lexicon_build.fit_lexicon(train_songs, workers=2, **fit)
+    else:
+      lex = lexicon_stream.fit_lexicon_partitioned(train_songs, partitions=partitions, **fit)
+    logging.info('prepare: lexicon fitted on %d songs in %.2f s', lex.corpus['songs'],
                  time.perf_counter() - t0)
     lexicon.save_lexicon(lex, out / 'lexicon.json')
     shown = 'lexicon.json'

@@ -143,7 +143,7 @@ def run_measured(cmd: list[str]) -> dict:
 def _prepare(corpus: pathlib.Path, out: pathlib.Path, workers: int, lexicon: bool,
              partitions: int = 0) -> dict:
   cmd = [sys.executable, '-m', 'songglm_jax.prepare', f'--source={corpus}', f'--output={out}',
-         f'--workers={workers}'] + ([f'--fit_lexicon', f'--lexicon_partitions={partitions}']
+         f'--workers={workers}'] + (['--fit_lexicon', f'--lexicon_partitions={partitions}']
                                     if lexicon else [])
   r = run_measured(cmd)
   report = json.loads((out / 'report.json').read_text())

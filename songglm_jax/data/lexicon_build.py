@@ -210,6 +210,28 @@ def _fit_kind(kind: str, corpus: _Corpus, params: LexiconParams) -> KindLexicon:
   return KindLexicon(kind=kind, ngrams=tuple(ngrams), lengths=tuple(length_rows), stats=stats)
 
 
+def fit_params(*, max_n: int, min_span_n: int, max_span_n: Optional[int], max_rank: float,
+               lyric_mean: str, unknown_stress: str, score: str, keep_top: int,
+               stress_mode: Optional[str], kinds: Sequence[str]
+               ) -> tuple[LexiconParams, list[str]]:
+  """The checked parameters of a fit (:func:`fit_lexicon`'s arguments) and its sorted kinds.
+
+  Raises:
+    ValueError: a bad parameter or kind.
+  """
+  if max_span_n is None:
+    max_span_n = min(4, max_n) if isinstance(max_n, int) else 4
+  params = LexiconParams(max_n=max_n, min_span_n=min_span_n, max_span_n=max_span_n,
+                         max_rank=max_rank, lyric_mean=lyric_mean,
+                         unknown_stress=unknown_stress, score=score, keep_top=keep_top,
+                         stress_mode=stress_mode)
+  bad = [k for k in kinds if k not in skeleton.KINDS]
+  if bad or not kinds:
+    raise ValueError(f'fit_lexicon: kinds must be a non-empty subset of {skeleton.KINDS}, '
+                     f'got {list(kinds)}')
+  return params, sorted(set(kinds))
+
+
 def fit_lexicon(songs: Sequence[Song], *, max_n: int = 12, min_span_n: int = 1,
                 max_span_n: Optional[int] = None, max_rank: float = 0.3,
                 lyric_mean: str = 'distinct', unknown_stress: str = 'skip',
@@ -237,19 +259,12 @@ def fit_lexicon(songs: Sequence[Song], *, max_n: int = 12, min_span_n: int = 1,
   Raises:
     ValueError: bad parameters, no songs, or a song without ``syllable_stress``.
   """
-  if max_span_n is None:
-    max_span_n = min(4, max_n) if isinstance(max_n, int) else 4
-  params = LexiconParams(max_n=max_n, min_span_n=min_span_n, max_span_n=max_span_n,
-                         max_rank=max_rank, lyric_mean=lyric_mean,
-                         unknown_stress=unknown_stress, score=score, keep_top=keep_top,
-                         stress_mode=stress_mode)
-  bad = [k for k in kinds if k not in skeleton.KINDS]
-  if bad or not kinds:
-    raise ValueError(f'fit_lexicon: kinds must be a non-empty subset of {skeleton.KINDS}, '
-                     f'got {list(kinds)}')
+  params, kinds = fit_params(max_n=max_n, min_span_n=min_span_n, max_span_n=max_span_n,
+                             max_rank=max_rank, lyric_mean=lyric_mean,
+                             unknown_stress=unknown_stress, score=score, keep_top=keep_top,
+                             stress_mode=stress_mode, kinds=kinds)
   corpus = _Corpus.build(songs)
   corpus.lyric_ids(params.max_n)  # before the threads start
-  kinds = sorted(set(kinds))
   if workers >= 2 and len(kinds) > 1:
     with concurrent.futures.ThreadPoolExecutor(min(workers, len(kinds))) as pool:
       fitted = list(pool.map(lambda k: _fit_kind(k, corpus, params), kinds))

@@ -96,6 +96,20 @@ def _t_scores(p: np.ndarray, independent: np.ndarray, total: int, n: int) -> dic
   return {'faithful': faithful, 'collapsed': collapsed}
 
 
+def concentration(pg: np.ndarray, p_count: np.ndarray, count: np.ndarray, size: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+  """``(k, c)`` [size]: for each melodic n-gram, the number of distinct lyric n-grams it is sung
+  on and its concentration over them, 1 - H / log2(k) (1 when k is 1), from the (n-gram ``pg``,
+  lyric n-gram) pairs and their counts ``p_count``; ``count``: each n-gram's count."""
+  k = np.bincount(pg, minlength=size)
+  q = p_count / count[pg]
+  entropy = -np.bincount(pg, weights=q * np.log2(q), minlength=size)
+  c = np.ones(size)
+  many = k > 1
+  c[many] = np.clip(1 - entropy[many] / np.log2(k[many]), 0.0, 1.0)
+  return k, c
+
+
 def _counted(ids: np.ndarray, known_cum: np.ndarray, n: int, keep_unknown: bool) -> np.ndarray:
   """Starts of the windows of length n that enter the counts (sorted)."""
   ok = ids >= 0
@@ -167,12 +181,7 @@ def iter_tables(units: np.ndarray, lyric_units: np.ndarray, unknown: np.ndarray,
     pair_key, p_first, p_count = np.unique(g_inv * l_size + l_inv, return_index=True,
                                            return_counts=True)
     pg, pl = pair_key // l_size, pair_key % l_size
-    k = np.bincount(pg, minlength=size)
-    q = p_count / count[pg]
-    entropy = -np.bincount(pg, weights=q * np.log2(q), minlength=size)
-    c = np.ones(size)
-    many = k > 1
-    c[many] = np.clip(1 - entropy[many] / np.log2(k[many]), 0.0, 1.0)
+    k, c = concentration(pg, p_count, count, size)
     lyric_t, s, position = {}, {}, {}
     for score in ('faithful', 'collapsed'):
       if lyric_mean == 'distinct':

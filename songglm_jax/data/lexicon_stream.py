@@ -334,12 +334,7 @@ def _score_part(pairs, g_words: int, lcount, units, lyric_units, unit_p, lyric_p
   t = lexicon_fit._t_scores(count / max(total, 1), g_indep, total, n)
   lt = lexicon_fit._t_scores(lcount[p_first] / max(total, 1), l_indep, total, n)
   size = len(count)
-  k = np.bincount(pg, minlength=size)
-  q = p_count / count[pg]
-  entropy = -np.bincount(pg, weights=q * np.log2(q), minlength=size)
-  c = np.ones(size)
-  many = k > 1
-  c[many] = np.clip(1 - entropy[many] / np.log2(k[many]), 0.0, 1.0)
+  k, c = lexicon_fit.concentration(pg, p_count, count, size)
   lyric_t, s = {}, {}
   for score in lexicon_fit.SCORES:
     if lyric_mean == 'distinct':
@@ -558,19 +553,12 @@ def fit_lexicon_partitioned(songs: SongSource, *, max_n: int = 12, min_span_n: i
   Raises:
     ValueError: bad parameters, no songs, or a song without ``syllable_stress``.
   """
-  if max_span_n is None:
-    max_span_n = min(4, max_n) if isinstance(max_n, int) else 4
-  params = LexiconParams(max_n=max_n, min_span_n=min_span_n, max_span_n=max_span_n,
-                         max_rank=max_rank, lyric_mean=lyric_mean,
-                         unknown_stress=unknown_stress, score=score, keep_top=keep_top,
-                         stress_mode=stress_mode)
-  bad = [k for k in kinds if k not in skeleton.KINDS]
-  if bad or not kinds:
-    raise ValueError(f'fit_lexicon: kinds must be a non-empty subset of {skeleton.KINDS}, '
-                     f'got {list(kinds)}')
+  params, kinds = lexicon_build.fit_params(
+      max_n=max_n, min_span_n=min_span_n, max_span_n=max_span_n, max_rank=max_rank,
+      lyric_mean=lyric_mean, unknown_stress=unknown_stress, score=score, keep_top=keep_top,
+      stress_mode=stress_mode, kinds=kinds)
   if partitions is not None and (isinstance(partitions, bool) or partitions < 1):
     raise ValueError(f'fit_lexicon: partitions must be a positive integer, got {partitions!r}')
-  kinds = sorted(set(kinds))
   c = _compact(songs, kinds)
   if partitions is None:
     partitions = max(1, -(-c.num_syllables // WINDOWS_PER_PARTITION))

@@ -189,8 +189,9 @@ def test_spans_inside_song_bounds_and_none_covered():
     assert total == lex.kinds[kind].stats['score_comparison']['spans']
 
 
-def test_melismas_longer_than_the_integer_code_match_exactly():
-  # 45 notes on one syllable exceed both kinds' code depth (39 and 22 notes)
+def _melisma_songs():
+  """12 songs whose syllables carry 45 notes at times: more than both kinds' code depth (39 and
+  22 notes)."""
   rng = random.Random(5)
   songs = []
   for k in range(12):
@@ -198,6 +199,11 @@ def test_melismas_longer_than_the_integer_code_match_exactly():
     n = sum(nps)
     songs.append(_song([rng.choice([60, 62, 64]) for _ in range(n)], ['1'] * 6, nps,
                        name=f'm{k}', durations=[rng.choice([240, 480]) for _ in range(n)]))
+  return songs
+
+
+def test_melismas_longer_than_the_integer_code_match_exactly():
+  songs = _melisma_songs()
   lex = L.loads_lexicon(L.dumps_lexicon(fit_lexicon(songs, max_n=3, max_rank=1.0)))
   for kind in skeleton.KINDS:
     assert max(len(g) for x in lex.kinds[kind].ngrams for g in x.groups) == 45
@@ -290,13 +296,20 @@ def test_inspection_cli(tmp_path):
 
 
 # ---- the shared corpus -----------------------------------------------------------------------
-def test_shared_pretrain_corpus():
+def _shared_pretrain_songs():
+  """The sample's pre-training songs with word-mode stress (skips when the sample is absent)."""
   folder = require_sample('pretrain')
   from songglm_jax.music import midi, stress
   songs = []
   for path in sorted(folder.glob('*.mid')):
     song, _ = midi.read_midi(path)
     songs.append(song.replace(syllable_stress=stress.syllable_stress(song.syllables, 'word')))
+  return songs
+
+
+def test_shared_pretrain_corpus():
+  from songglm_jax.music import stress
+  songs = _shared_pretrain_songs()
   assert len(songs) == 1000
   unknown = sum(p == stress.UNKNOWN for s in songs for p in s.syllable_stress)
   lex = fit_lexicon(songs, stress_mode='word')

@@ -10,8 +10,7 @@ from songglm_jax.data import lexicon as L
 from songglm_jax.data import lexicon_stream
 from songglm_jax.data.lexicon_build import fit_lexicon, is_unknown_stress
 from songglm_jax.music import skeleton
-from tests.conftest import require_sample
-from tests.data.test_lexicon import _random_corpus, _song
+from tests.data.test_lexicon import _melisma_songs, _random_corpus, _shared_pretrain_songs
 
 PARTITIONS = (1, 2, 3, 7)
 
@@ -44,14 +43,7 @@ def test_byte_identical_when_parts_are_counted_chunk_by_chunk(monkeypatch, chunk
 
 
 def test_byte_identical_with_melismas_longer_than_the_integer_code():
-  rng = random.Random(5)
-  songs = []
-  for k in range(12):
-    nps = [rng.choice([1, 1, 45, 30]) for _ in range(6)]
-    n = sum(nps)
-    songs.append(_song([rng.choice([60, 62, 64]) for _ in range(n)], ['1'] * 6, nps,
-                       name=f'm{k}', durations=[rng.choice([240, 480]) for _ in range(n)]))
-  _same(songs, max_n=3, max_rank=1.0)
+  _same(_melisma_songs(), max_n=3, max_rank=1.0)
 
 
 def test_song_order_and_iterator_source_do_not_matter():
@@ -106,11 +98,5 @@ def test_rejects_what_the_reference_rejects():
 
 
 def test_byte_identical_on_the_shared_pretrain_corpus():
-  folder = require_sample('pretrain')
-  from songglm_jax.music import midi, stress
-  songs = []
-  for path in sorted(folder.glob('*.mid')):
-    song, _ = midi.read_midi(path)
-    songs.append(song.replace(syllable_stress=stress.syllable_stress(song.syllables, 'word')))
-  _same(songs, partitions=(None, 1, 6), max_n=12, min_span_n=2, max_span_n=4, max_rank=0.3,
+  _same(_shared_pretrain_songs(), partitions=(None, 1, 6), max_n=12, min_span_n=2, max_span_n=4, max_rank=0.3,
         stress_mode='word')

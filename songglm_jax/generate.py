@@ -109,8 +109,8 @@ def main(argv):
 
 
 def _priors() -> dict:
-  return {k: getattr(FLAGS, k) for k in ('stress_beat_bias', 'phrase_rest_bias',
-                                         'stress_duration_bias', 'phrase_final_long_bias')}
+  from songglm_jax.inference.generation_rules import PRIORS  # pylint: disable=import-outside-toplevel
+  return {k: getattr(FLAGS, k) for k in PRIORS}
 
 
 if __name__ == '__main__':

@@ -19,9 +19,10 @@ from songglm_jax.model import sampling
 from songglm_jax.music import stress
 
 FIELDS = sampling.NOTE_COLUMNS  # fields with sampling settings
+# The lyric-melody priors (GenerateOptions); each 0 = off.
+PRIORS = ('stress_beat_bias', 'phrase_rest_bias', 'stress_duration_bias', 'phrase_final_long_bias')
 # Added later: configs of older workdirs lack them (the default, off, applies).
-OPTIONAL = ('stress_beat_bias', 'phrase_rest_bias', 'stress_duration_bias',
-            'phrase_final_long_bias')
+OPTIONAL = PRIORS
 
 
 def _is_number(v) -> bool:
@@ -166,8 +167,7 @@ def prior_rows(options: GenerateOptions, rows: Sequence[tuple[Sequence[str], np.
       a row of ``S <= s_max`` syllables is padded with zeros (no prior).
   """
   o = options
-  if not (o.stress_beat_bias or o.phrase_rest_bias or o.stress_duration_bias or
-          o.phrase_final_long_bias):
+  if not any(getattr(o, f) for f in PRIORS):
     return {}
   per = [o.priors(stress_, phrase) for stress_, phrase, _ in rows]
   pad = lambda a: np.pad(a, (0, s_max - len(a)))

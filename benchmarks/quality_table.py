@@ -88,11 +88,15 @@ def sampling(b: dict) -> str:
     out += f'; max_bar_advance {g["max_bar_advance"]}'
   for key, name in (('stress_beat_bias', 'stress prior'), ('phrase_rest_bias', 'rest prior'),
                     ('stress_duration_bias', 'duration prior'),
-                    ('phrase_final_long_bias', 'final-long prior')):
+                    ('phrase_final_long_bias', 'final-long prior'),
+                    ('legato_bias', 'legato prior')):
     if g.get(key, 0):
       out += f'; {name} {g[key]:g}'
-  kind = (b.get('checkpoint') or {}).get('kind')
-  if kind and kind != 'best':
+  ckpt = b.get('checkpoint') or {}
+  kind = ckpt.get('kind')
+  if kind == 'step':
+    out += f'; checkpoint of step {ckpt.get("step")}'
+  elif kind and kind != 'best':
     out += f'; {kind} checkpoint'
   return out or '-'
 

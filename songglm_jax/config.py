@@ -187,6 +187,8 @@ def base_config() -> ml_collections.ConfigDict:
                                 # syllable, - before an unstressed one (0 = off)
   g.phrase_final_long_bias = 0.0  # + on durations >= a quarter for a phrase-final syllable's
                                   # notes (0 = off)
+  g.legato_bias = 0.0       # melody prior: + on the bar and position where a note starts right
+                            # at the previous note's end, inside phrases (0 = off)
   g.plot = True             # also a piano-roll PNG per song
 
   # Evaluation on the validation split (songglm_jax/job/eval_stage.py): its songs' lyrics are sung

@@ -68,6 +68,8 @@ def define_flags() -> None:
                      'beat before a stressed syllable (0: off; default: the workdir\'s config)')
   flags.DEFINE_float('phrase_final_long_bias', None, 'lyric-melody prior: a phrase-final '
                      'syllable sung on a long note (0: off; default: the workdir\'s config)')
+  flags.DEFINE_float('legato_bias', None, 'melody prior: inside a phrase, each note starts where '
+                     'the previous one ends (0: off; default: the workdir\'s config)')
   flags.DEFINE_string('formats', ','.join(FORMATS), 'files to write per song, a comma-separated '
                       f'subset of {",".join(FORMATS)} (at least one of mid, musicxml)')
   flags.DEFINE_boolean('plot', None, 'add (--plot) or drop (--noplot) png in --formats')

@@ -206,4 +206,4 @@ def test_every_row_decodes_without_the_lyric_melody_priors():
   for name in ('full', 'scratch', 'no_alignment'):
     g = ablations.get_config(f'{name},songglm_sample').generate
     assert (g.stress_beat_bias, g.phrase_rest_bias, g.stress_duration_bias,
-            g.phrase_final_long_bias) == (0, 0, 0, 0)
+            g.phrase_final_long_bias, g.legato_bias) == (0, 0, 0, 0, 0)

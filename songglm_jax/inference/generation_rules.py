@@ -20,7 +20,8 @@ from songglm_jax.music import stress
 
 FIELDS = sampling.NOTE_COLUMNS  # fields with sampling settings
 # The lyric-melody priors (GenerateOptions); each 0 = off.
-PRIORS = ('stress_beat_bias', 'phrase_rest_bias', 'stress_duration_bias', 'phrase_final_long_bias')
+PRIORS = ('stress_beat_bias', 'phrase_rest_bias', 'stress_duration_bias', 'phrase_final_long_bias',
+          'legato_bias')
 # Added later: configs of older workdirs lack them (the default, off, applies).
 OPTIONAL = PRIORS
 
@@ -45,7 +46,10 @@ class GenerateOptions:
   syllable has primary stress and subtracted when it is unstressed (``sampling.duration_prior``);
   ``phrase_final_long_bias`` is added to the durations of a quarter note or longer for the notes
   of a phrase-final syllable (the last syllable before a change of phrase id; not the song's
-  last, which the rest after the song already ends).
+  last, which the rest after the song already ends); ``legato_bias`` (a melody prior) is added,
+  for every note but the first of the song and the first of a phrase, to the bar and then the
+  position at which the note starts exactly where the previous one ends
+  (``sampling.bar_prior``, ``sampling.legato_weight``).
   """
   num_samples: int = 10
   seed: int = 0
@@ -65,6 +69,7 @@ class GenerateOptions:
   phrase_rest_bias: float = 0.0
   stress_duration_bias: float = 0.0
   phrase_final_long_bias: float = 0.0
+  legato_bias: float = 0.0
 
   def validate(self) -> None:
     bad = lambda f, want: ValueError(f'generate.{f}: got {getattr(self, f)!r}, expected {want}')
@@ -131,6 +136,13 @@ class GenerateOptions:
     final[:-1] = phrase[:-1] != phrase[1:]
     return np.where(final, np.float32(self.phrase_final_long_bias), np.float32(0))
 
+  def legato_priors(self, num_syllables: int) -> Optional[np.ndarray]:
+    """Per-syllable ``legato_bias`` float32 [S] (None when the option is 0); the exceptions
+    (a song's and a phrase's first note) are the decoder's (``sampling.legato_weight``)."""
+    if not self.legato_bias:
+      return None
+    return np.full(num_syllables, self.legato_bias, np.float32)
+
   def priors(self, syllable_stress: Sequence[str], syllable_phrase: np.ndarray
              ) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """Per-syllable ``(beat_bias, rest_bias)`` float32 [S] of one lyrics window for
@@ -181,6 +193,9 @@ def prior_rows(options: GenerateOptions, rows: Sequence[tuple[Sequence[str], np.
                                                  for st, _, _ in rows]))
   if o.phrase_final_long_bias:
     out['long_bias'] = jnp.asarray(np.stack([pad(o.long_priors(phrase)) for _, phrase, _ in rows]))
+  if o.legato_bias:
+    out['legato_bias'] = jnp.asarray(np.stack([pad(o.legato_priors(len(phrase)))
+                                               for _, phrase, _ in rows]))
   if o.stress_beat_bias or o.stress_duration_bias:
     out['strong_mid'] = jnp.asarray(np.array([tuple(ts) == (4, 4) for _, _, ts in rows]))
   return out

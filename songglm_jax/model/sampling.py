@@ -142,6 +142,10 @@ class Rows(NamedTuple):
   # ``long_bias[b, w]`` is added to the duration logits of the notes of syllable ``w`` that last
   # at least ``LONG_TICKS`` (:func:`duration_prior`); None: none.
   long_bias: Optional[jax.Array] = None  # float32 [B, S_max]
+  # ``legato_bias[b, w]`` is added, for a note of syllable ``w``, to the bar that holds the
+  # previous note's end and to the position that starts exactly there (:func:`legato_weight`;
+  # not the first note of a song or of a phrase); None: none.
+  legato_bias: Optional[jax.Array] = None  # float32 [B, S_max]
 
 
 class State(NamedTuple):
@@ -264,17 +268,47 @@ REST_TICKS = 240  # an eighth note: the rest the phrase-ending metric (PEA) coun
 LONG_TICKS = 480  # a quarter note: the final note the phrase-ending metric counts as long
 
 
+def legato_weight(st: State, rows: Rows, word_id: jax.Array) -> Optional[jax.Array]:
+  """float32 [B]: the legato prior of this note -- ``legato_bias`` of its syllable -- or 0 where
+  a rest is natural: the first note of a song, and the first note of a syllable that starts a
+  phrase (where ``rest_bias`` acts). A span's first note when infilling counts as any other
+  note (its previous note is the kept one before the span). None without ``legato_bias``."""
+  if rows.legato_bias is None:
+    return None
+  w = word_id - NS
+  size = rows.legato_bias.shape[1]
+
+  def take(a, i):
+    return jnp.take_along_axis(a, jnp.clip(i, 0, a.shape[1] - 1)[:, None], axis=1)[:, 0]
+
+  phrase_start = (w <= 0) | (take(rows.syllable_phrase, w) != take(rows.syllable_phrase, w - 1))
+  on = (w >= 0) & (w < size) & (st.word >= 0) & ~((w != st.word) & phrase_start)
+  return jnp.where(on, take(rows.legato_bias, w), 0.0)
+
+
+def bar_prior(st: State, rows: Rows, word_id: jax.Array, num_bars: int) -> Optional[jax.Array]:
+  """float32 [B, V_bar] added to the bar logits (None without ``legato_bias``): the note's
+  :func:`legato_weight` on the bar that holds the previous note's end, the only bar where the
+  note can start without a rest."""
+  lw = legato_weight(st, rows, word_id)
+  if lw is None:
+    return None
+  b = jnp.arange(num_bars)[None] - NS
+  return lw[:, None] * (b == (st.end // rows.bar_ticks)[:, None])
+
+
 def position_prior(st: State, rows: Rows, grids: Grids, word_id: jax.Array, bar: jax.Array,
                    num_positions: int) -> Optional[jax.Array]:
   """float32 [B, V_position] added to the position logits (None when ``rows`` has no priors).
 
-  Only a note that starts a syllable (its word id differs from the previous note's) is moved:
-  by ``beat_bias`` of that syllable where the position is a strong beat, and by ``rest_bias``
+  A note that starts a syllable (its word id differs from the previous note's) is moved by
+  ``beat_bias`` of that syllable where the position is a strong beat, and by ``rest_bias``
   where the onset leaves a rest of at least :data:`REST_TICKS` after the previous note (zero
-  before the first note of a song). Positive values draw the note there, negative ones push it
-  away. Unused positions get 0 (they are masked anyway).
+  before the first note of a song). Every note gets its :func:`legato_weight` on the position
+  that starts where the previous note ends. Positive values draw the note there, negative ones
+  push it away. Unused positions get 0 (they are masked anyway).
   """
-  if rows.beat_bias is None and rows.rest_bias is None:
+  if rows.beat_bias is None and rows.rest_bias is None and rows.legato_bias is None:
     return None
   w = word_id - NS
   starts = (w != st.word) & (w >= 0)
@@ -282,14 +316,18 @@ def position_prior(st: State, rows: Rows, grids: Grids, word_id: jax.Array, bar:
   p = jnp.arange(num_positions)[None] - NS
   g = grids.position[jnp.clip(p, 0, grids.position.shape[0] - 1)]
   real = p >= 0
+  onset = ((bar - NS) * rows.bar_ticks)[:, None] + g
   out = jnp.zeros((word_id.shape[0], num_positions), jnp.float32)
   if rows.beat_bias is not None:
     out += jnp.take_along_axis(rows.beat_bias, at, axis=1) * (real & _strong(g, rows))
   if rows.rest_bias is not None:
-    onset = ((bar - NS) * rows.bar_ticks)[:, None] + g
     rest = real & (onset - st.end[:, None] >= REST_TICKS) & (st.word >= 0)[:, None]
     out += jnp.take_along_axis(rows.rest_bias, at, axis=1) * rest
-  return jnp.where(starts[:, None], out, 0.0)
+  out = jnp.where(starts[:, None], out, 0.0)
+  lw = legato_weight(st, rows, word_id)
+  if lw is not None:
+    out += lw[:, None] * (real & (onset == st.end[:, None]))
+  return out
 
 
 def duration_prior(rows: Rows, grids: Grids, word_id: jax.Array, onset: jax.Array,
@@ -383,6 +421,7 @@ def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array] | ChainLogits, 
     return given[field]
 
   prior = lambda word_id, bar: position_prior(st, rows, grids, word_id, bar, sizes['position'])
+  bprior = lambda word_id: bar_prior(st, rows, word_id, sizes['bar'])
   dprior = lambda word_id, onset: duration_prior(rows, grids, word_id, onset, sizes['duration'])
 
   live = ~st.done
@@ -395,7 +434,7 @@ def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array] | ChainLogits, 
     word_id = given['word_id'] if forced_words else draw('word_id', word_mask(), live)
     note_live = live & (word_id != tk.SEP)
     bar_m, pos_m, dur_m, pitch_m = after(word_id - NS)
-    bar = draw('bar', bar_m(), note_live)
+    bar = draw('bar', bar_m(), note_live, bprior(word_id))
     pos = draw('position', pos_m(bar - NS), note_live, prior(word_id, bar))
     onset = (bar - NS) * big_l + grids.position[jnp.clip(pos - NS, 0, None)]
     dur = draw('duration', dur_m(onset), note_live, dprior(word_id, onset))
@@ -403,7 +442,7 @@ def sample_note(keys: jax.Array, logits: Mapping[str, jax.Array] | ChainLogits, 
   else:
     word_id = given['word_id'] if forced_words else draw('word_id', everything('word_id'), live)
     note_live = live & (word_id != tk.SEP)
-    bar = draw('bar', everything('bar'), note_live)
+    bar = draw('bar', everything('bar'), note_live, bprior(word_id))
     pos = draw('position', everything('position'), note_live, prior(word_id, bar))
     onset = (bar - NS) * big_l + grids.position[
         jnp.clip(pos - NS, 0, grids.position.shape[0] - 1)]

@@ -95,6 +95,46 @@ def test_final_long_prior_favours_quarter_notes_and_longer_on_its_syllables():
   np.testing.assert_allclose(got[0, NS:], 2.5 * (g >= 480) + 1.0 * strong4)
 
 
+def test_legato_prior_marks_the_bar_and_position_of_the_previous_end_inside_phrases():
+  tok, grids = _grids()
+  vb, vp = tok.field_sizes['bar'], tok.field_sizes['position']
+  g = np.asarray(grids.position)
+  # syllables 0, 1 in phrase 0, syllable 2 starts phrase 1; bars of 1920 ticks
+  rows = _rows([1920] * 5)._replace(
+      syllable_phrase=jnp.asarray(np.array([[0, 0, 1]] * 5, np.int32)),
+      legato_bias=jnp.asarray(np.array([[1.0, 2.0, 3.0]] * 5, np.float32)))
+  # row 0: first note of syllable 1 (same phrase), previous end 2100 (bar 1, tick 180)
+  # row 1: second note of syllable 2 (a melisma: legato applies inside the phrase's first syllable)
+  # row 2: first note of syllable 2 (starts a phrase: no legato prior)
+  # row 3: the song's first note; row 4: previous end exactly at a barline (3840 = bar 2, tick 0)
+  st = sampling.State(word=jnp.asarray([0, 2, 1, -1, 0]), count=jnp.ones(5, jnp.int32),
+                      end=jnp.asarray([2100, 2100, 2100, 0, 3840]),
+                      num_notes=jnp.ones(5, jnp.int32), done=jnp.zeros(5, bool),
+                      stopped=jnp.zeros(5, bool))
+  word = jnp.asarray([1, 2, 2, 0, 1]) + NS
+  np.testing.assert_allclose(np.asarray(sampling.legato_weight(st, rows, word)),
+                             [2.0, 3.0, 0.0, 0.0, 2.0])
+  got = np.asarray(sampling.bar_prior(st, rows, word, vb))
+  assert got.shape == (5, vb) and not got[:, :NS].any()
+  want = np.zeros((5, vb - NS))
+  want[0, 1], want[1, 1], want[4, 2] = 2.0, 3.0, 2.0
+  np.testing.assert_allclose(got[:, NS:], want)
+  bar = jnp.asarray([1, 1, 1, 0, 2]) + NS
+  got = np.asarray(sampling.position_prior(st, rows, grids, word, bar, vp))
+  assert got.shape == (5, vp) and not got[:, :NS].any()
+  np.testing.assert_allclose(got[0, NS:], 2.0 * (g == 180))
+  np.testing.assert_allclose(got[1, NS:], 3.0 * (g == 180))
+  assert not got[2].any() and not got[3].any()
+  np.testing.assert_allclose(got[4, NS:], 2.0 * (g == 0))
+  # with the rest prior: the two add up, the rest prior on syllable starts only
+  both = rows._replace(rest_bias=jnp.asarray(np.array([[0.0, 0.5, 4.0]] * 5, np.float32)))
+  got = np.asarray(sampling.position_prior(st, both, grids, word, bar, vp))
+  rest = (1920 + g) - 2100 >= sampling.REST_TICKS
+  np.testing.assert_allclose(got[0, NS:], 2.0 * (g == 180) + 0.5 * rest)
+  np.testing.assert_allclose(got[2, NS:], 4.0 * rest)
+  assert sampling.bar_prior(st, _rows([1920] * 5), word, vb) is None
+
+
 def test_options_turn_stress_and_phrases_into_per_syllable_priors():
   o = generation.GenerateOptions(stress_beat_bias=1.5, phrase_rest_bias=2.0)
   beat, rest = o.priors(('1', '0', '2', '?', '10', '01'), np.array([0, 0, 0, 1, 1, 2]))
@@ -110,13 +150,20 @@ def test_options_turn_stress_and_phrases_into_per_syllable_priors():
   extra = generation.prior_rows(generation.GenerateOptions(phrase_final_long_bias=1.5),
                                 [(('1', '0'), np.array([0, 1]), (4, 4))], 4)
   assert sorted(extra) == ['long_bias'] and extra['long_bias'].tolist() == [[1.5, 0, 0, 0]]
+  assert generation.GenerateOptions(legato_bias=0.5).legato_priors(3).tolist() == [0.5] * 3
+  assert generation.GenerateOptions().legato_priors(3) is None
+  extra = generation.prior_rows(generation.GenerateOptions(legato_bias=0.5),
+                                [(('1', '0'), np.array([0, 1]), (4, 4))], 4)
+  assert sorted(extra) == ['legato_bias'] and extra['legato_bias'].tolist() == [[0.5, 0.5, 0, 0]]
+  with pytest.raises(ValueError, match='legato_bias'):
+    generation.GenerateOptions(legato_bias=float('nan')).validate()
   with pytest.raises(ValueError, match='phrase_final_long_bias'):
     generation.GenerateOptions(phrase_final_long_bias=float('inf')).validate()
   with pytest.raises(ValueError, match='stress_beat_bias'):
     generation.GenerateOptions(stress_beat_bias=float('nan')).validate()
 
 
-def _decoded_with(beat, rest, seed=4, duration=0.0, final_long=0.0):
+def _decoded_with(beat, rest, seed=4, duration=0.0, final_long=0.0, legato=0.0):
   """Decode TEXTS with the untrained tiny model, with priors of the given strength."""
   tok, graphdef, params = td.tiny()
   lyrics = (td._lyrics() * td.ROWS)[:td.ROWS]
@@ -124,7 +171,7 @@ def _decoded_with(beat, rest, seed=4, duration=0.0, final_long=0.0):
   prompts = decode_lib.build_prompts(rows_l, td.LENGTH)
   o = generation.GenerateOptions(stress_beat_bias=beat, phrase_rest_bias=rest,
                                  stress_duration_bias=duration,
-                                 phrase_final_long_bias=final_long)
+                                 phrase_final_long_bias=final_long, legato_bias=legato)
   s_max = td.LENGTH - 4
   extra = generation.prior_rows(o, [(x.syllable_stress, x.syllable_phrase, x.time_signature)
                                     for x in lyrics], s_max)
@@ -205,3 +252,21 @@ def test_final_long_prior_lengthens_the_last_notes_of_phrases():
   off = _final_notes_long(_decoded_with(0.0, 0.0))
   on = _final_notes_long(_decoded_with(0.0, 0.0, final_long=4.0))
   assert on > off + 0.2, (off, on)
+
+
+def _legato_inside_phrases(songs):
+  """Share of notes, other than a song's or a phrase's first, that start where the previous
+  note ends."""
+  out = []
+  for lyr, song in songs:
+    first = song.syllable_first_note
+    starts = first[np.flatnonzero(np.diff(lyr.syllable_phrase) != 0) + 1]
+    inside = np.setdiff1d(np.arange(1, song.num_notes), starts)
+    out += (song.onset[inside] == song.offset[inside - 1]).tolist()
+  return np.mean(out)
+
+
+def test_legato_prior_closes_the_gaps_inside_phrases():
+  off = _legato_inside_phrases(_decoded_with(0.0, 0.0))
+  on = _legato_inside_phrases(_decoded_with(0.0, 0.0, legato=4.0))
+  assert on > off + 0.3, (off, on)

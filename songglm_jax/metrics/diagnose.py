@@ -42,6 +42,13 @@ songs can be put side by side (:func:`diagnose`). NumPy only; ticks at 480 per q
   peak (``music/skeleton.melodic_peaks``).
 - **position**: each song cut in thirds by note index (note ``i`` of ``n`` is in third
   ``3 i // n``); ``legato_third_{1,2,3}`` and ``duration_third_{1,2,3}`` (mean, ticks).
+- **spread** (what OA weighs): ``<f>_distance_{median,mean}`` -- the Euclidean distance between
+  the OA feature vectors (``metrics/features.py``: ``a``, ``pch``, ``ioi`` in ticks, ``dd``) of
+  two different songs of the set, over all pairs. OA compares the distances *among* generated
+  songs with those from generated to reference songs; when the generated songs are distributed
+  as the reference songs, both equal the reference set's own distances, so a generated set
+  whose songs are more alike than the reference's (a smaller figure here) loses OA even when
+  its mean is right.
 
 A figure with an empty denominator is NaN. Which syllables are stressed or end a phrase comes
 from :class:`SyllableFlags` (the lyrics'); for a generated song with the same syllables as its
@@ -56,6 +63,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from songglm_jax.metrics import features
 from songglm_jax.music import meter
 from songglm_jax.music.song import Song
 
@@ -70,18 +78,21 @@ SCALES = np.isin((np.arange(12)[None, :] - np.arange(12)[:, None]) % 12, MAJOR).
 BEAT_CLASSES = ('beat1', 'beat3', 'other_beat', 'offbeat')
 GROUPS = (('timing', 'Timing'), ('durations', 'Durations'), ('pitch', 'Pitch'),
           ('phrase', 'Phrase ends (PEA)'), ('stress', 'Stress (SBA, SPA)'),
-          ('position', 'Position in song'))
+          ('position', 'Position in song'), ('spread', 'Spread between songs (OA)'))
 TOP_DURATIONS = 8
 
 
 def unit_of(key: str) -> str:
-  """Unit of a figure: ``'bits'``, ``'semitones'``, ``'count'``, ``'ticks'`` or ``'fraction'``."""
+  """Unit of a figure: ``'bits'``, ``'semitones'``, ``'count'``, ``'ticks'``, ``'distance'`` (of
+  feature vectors) or ``'fraction'``."""
   if 'bits' in key:
     return 'bits'
   if re.match(r'pitch\.(range|abs_interval)', key):
     return 'semitones'
   if 'distinct' in key or key.startswith('count.'):
     return 'count'
+  if key.startswith('spread.'):
+    return 'ticks' if '.ioi_' in key else 'distance'
   if 'ioi' in key or 'duration_' in key:
     return 'ticks'
   return 'fraction'
@@ -351,6 +362,27 @@ def _position(t: _Table) -> dict[str, float]:
   return out
 
 
+def _spread(songs: Sequence[Song]) -> dict[str, float]:
+  out = {}
+  for name, x in features.feature_matrices(songs).items():
+    x = np.asarray(x, np.float64)
+    g = len(x)
+    if g < 2:
+      d = np.zeros(0)
+    else:
+      sq = (x * x).sum(1)
+      d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
+      d = np.sqrt(np.maximum(d2[np.triu_indices(g, 1)], 0.0))
+    out[f'{name.lower()}_distance_median'] = _stat(d, 'median')
+    out[f'{name.lower()}_distance_mean'] = _stat(d, 'mean')
+  return out
+
+
+def spread(songs: Sequence[Song]) -> dict[str, float]:
+  """The ``spread`` figures of a set of songs."""
+  return _spread(songs)
+
+
 # ---- public: one group, or every figure of a set ------------------------------------------
 def timing(songs: Sequence[Song]) -> dict[str, float]:
   """The ``timing`` figures of a set of songs (keys without the group prefix)."""
@@ -406,7 +438,7 @@ def figures(songs: Sequence[Song], flags: Optional[Sequence[SyllableFlags]] = No
            'phrase': _phrase(t, _concat(flags, 'final', songs)),
            'stress': _stress(t, _concat(flags, 'primary', songs),
                              _concat(flags, 'unstressed', songs)),
-           'position': _position(t)}
+           'position': _position(t), 'spread': _spread(songs)}
   out = {f'{group}.{k}': float(v) for group, part in parts.items() for k, v in part.items()}
   out.update({'count.songs': float(len(songs)), 'count.notes': float(len(t.onset)),
               'count.syllables': float(len(t.syl_first))})
@@ -425,9 +457,10 @@ def diagnose(reference: Mapping[str, Song],
     ``{'reference': figures, 'generated': figures, 'generated_std': ..., 'difference': ...,
     'duration_values', 'num_pairs', 'num_sample_sets', 'misaligned'}``: ``reference`` of the
     reference songs that are in at least one pair, ``generated`` of every paired generated song
-    of every set pooled, ``generated_std`` the sample standard deviation (``ddof=1``, 0.0 for one
-    set: ``evaluation.set_std``, as the metrics' ``*_std``) of each figure over
-    the sample sets (0 for one set; NaN where no set defines it), ``difference`` generated minus
+    of every set pooled (the ``spread`` figures: their mean over the sets), ``generated_std``
+    the sample standard deviation (``ddof=1``, 0.0 for one set: ``evaluation.set_std``, as the
+    metrics' ``*_std``) of each figure over the sample sets (0 for one set; NaN where no set
+    defines it), ``difference`` generated minus
     reference. The duration values are the 8 most common of the reference, then those of the
     generated songs' 8 most common that are not among them. Lyric flags: the reference's for a
     generated song with the same syllables, the song's own otherwise (``misaligned`` counts them).
@@ -463,6 +496,9 @@ def diagnose(reference: Mapping[str, Song],
   for key in gen:
     vals = np.array([s[key] for s in per_set], dtype=np.float64)
     std[key] = set_std(vals[~np.isnan(vals)])
+    if key.startswith('spread.') and len(per_set) > 1:
+      # Between songs of one set, as OA measures it (pooled sets would pair a song's samples).
+      gen[key] = float(np.mean(vals[~np.isnan(vals)])) if (~np.isnan(vals)).any() else np.nan
   return {'reference': ref, 'generated': gen, 'generated_std': std,
           'difference': {k: gen[k] - ref[k] for k in ref},
           'duration_values': values, 'num_pairs': len(gen_all),

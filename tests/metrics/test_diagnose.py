@@ -314,6 +314,23 @@ def test_thirds_by_note_index():
   assert (p['duration_third_1'], p['duration_third_2'], p['duration_third_3']) == (480, 240, 120)
 
 
+def test_spread_is_the_distance_between_songs_features():
+  # mean IOIs 480, 240 and 480 ticks; pitch classes all C except one song all D
+  a = _song([0, 480, 960], [480] * 3)
+  b = _song([0, 240, 480], [240] * 3)
+  c = _song([0, 480, 960], [480] * 3, pitches=[62] * 3)
+  got = diagnose.spread([a, b, c])
+  assert got['ioi_distance_mean'] == pytest.approx((240 + 0 + 240) / 3)
+  assert got['ioi_distance_median'] == pytest.approx(240)
+  # PCH: a and b identical (all C), c all D: distances 0, sqrt(2), sqrt(2)
+  assert got['pch_distance_mean'] == pytest.approx(2 * np.sqrt(2) / 3)
+  # DD: a and c all quarters, b all eighths: distances sqrt(2), 0, sqrt(2)
+  assert got['dd_distance_median'] == pytest.approx(np.sqrt(2))
+  assert np.isnan(diagnose.spread([a])['ioi_distance_mean'])  # no pair
+  assert diagnose.unit_of('spread.ioi_distance_mean') == 'ticks'
+  assert diagnose.unit_of('spread.pch_distance_mean') == 'distance'
+
+
 # ---- the whole set, and pairing ------------------------------------------------------------
 def test_figures_keys_and_units():
   f = diagnose.figures([RESTS], [_flags(final=[False] * 6 + [True])])
@@ -354,3 +371,15 @@ def test_diagnose_needs_a_pair():
   song = _song([0], [480], name='a')
   with pytest.raises(ValueError, match='no generated song'):
     diagnose.diagnose({'a': song}, [('sample_0', {'b': song})])
+
+
+def test_the_generated_spread_is_measured_inside_each_sample_set():
+  # Two sets, each of two songs 240 ticks apart in mean IOI; pooled, the four songs would also
+  # pair a song with its twin (distance 0).
+  a = _song([0, 480, 960], [480] * 3, name='a')
+  b = _song([0, 240, 480], [240] * 3, name='b')
+  r = diagnose.diagnose({'a': a, 'b': b}, [('sample_0', {'a': a, 'b': b}),
+                                           ('sample_1', {'a': a, 'b': b})])
+  assert r['reference']['spread.ioi_distance_mean'] == pytest.approx(240)
+  assert r['generated']['spread.ioi_distance_mean'] == pytest.approx(240)
+  assert r['generated_std']['spread.ioi_distance_mean'] == 0

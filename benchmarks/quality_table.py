@@ -92,6 +92,8 @@ def sampling(b: dict) -> str:
                     ('legato_bias', 'legato prior')):
     if g.get(key, 0):
       out += f'; {name} {g[key]:g}'
+  if g.get('duration_offsets'):
+    out += f'; duration offsets {g["duration_offsets"]}'
   ckpt = b.get('checkpoint') or {}
   kind = ckpt.get('kind')
   if kind == 'step':

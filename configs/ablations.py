@@ -116,6 +116,6 @@ def get_config(arg: str = ''):
   # runs of seed 0 at b801309 were made without them).
   c.model.update(field_conditioning='none', phrase_position=False, note_syllable_stress=False)
   c.generate.update(stress_beat_bias=0.0, phrase_rest_bias=0.0, stress_duration_bias=0.0,
-                    phrase_final_long_bias=0.0, legato_bias=0.0)
+                    phrase_final_long_bias=0.0, legato_bias=0.0, duration_offsets='')
   VARIANTS[variant](c)
   return c

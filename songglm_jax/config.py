@@ -189,6 +189,8 @@ def base_config() -> ml_collections.ConfigDict:
                                   # notes (0 = off)
   g.legato_bias = 0.0       # melody prior: + on the bar and position where a note starts right
                             # at the previous note's end, inside phrases (0 = off)
+  g.duration_offsets = ''    # 'ticks:offset,...' added to those durations' logits for every
+                            # note ('' = off; benchmarks/duration_calibration.py measures them)
   g.plot = True             # also a piano-roll PNG per song
 
   # Evaluation on the validation split (songglm_jax/job/eval_stage.py): its songs' lyrics are sung

@@ -68,6 +68,8 @@ def define_flags() -> None:
                      'beat before a stressed syllable (0: off; default: the workdir\'s config)')
   flags.DEFINE_float('phrase_final_long_bias', None, 'lyric-melody prior: a phrase-final '
                      'syllable sung on a long note (0: off; default: the workdir\'s config)')
+  flags.DEFINE_string('duration_offsets', None, "'ticks:offset,...' added to those durations' "
+                      "logits ('': off; default: the workdir's config)")
   flags.DEFINE_float('legato_bias', None, 'melody prior: inside a phrase, each note starts where '
                      'the previous one ends (0: off; default: the workdir\'s config)')
   flags.DEFINE_string('formats', ','.join(FORMATS), 'files to write per song, a comma-separated '
@@ -112,7 +114,7 @@ def main(argv):
 
 def _priors() -> dict:
   from songglm_jax.inference.generation_rules import PRIORS  # pylint: disable=import-outside-toplevel
-  return {k: getattr(FLAGS, k) for k in PRIORS}
+  return {k: getattr(FLAGS, k) for k in PRIORS + ('duration_offsets',)}
 
 
 if __name__ == '__main__':

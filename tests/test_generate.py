@@ -7,7 +7,7 @@ import json
 import ml_collections
 import pytest
 
-from songglm_jax.inference import generate_run, generation, sample_files
+from songglm_jax.inference import generate_run, generation, generation_rules, sample_files
 from songglm_jax.job import stages
 from songglm_jax.inference import lyrics as lyrics_lib
 from songglm_jax.music import io as song_io
@@ -222,7 +222,8 @@ def test_cli_writes_songs_for_text_lyrics(workdir, tmp_path):
          '--lyrics=Row, row, row your boat. Gently down the stream!', f'--output={tmp_path}',
          '--num_samples=2', '--seed=4', '--top_p=0.9', '--temperature=pitch=1.1',
          '--checkpoint=latest', '--title=Boat Song', '--language=en_GB',
-         '--stress_beat_bias=2', '--phrase_rest_bias=1.5', '--phrase_final_long_bias=1']
+         '--stress_beat_bias=2', '--phrase_rest_bias=1.5', '--phrase_final_long_bias=1',
+         '--legato_bias=0.5', '--duration_offsets=240:0.5,480:-0.25']
   r = subprocess.run(cmd, cwd=REPO, env=helpers.subprocess_env(), capture_output=True, text=True,
                      timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
@@ -235,6 +236,8 @@ def test_cli_writes_songs_for_text_lyrics(workdir, tmp_path):
   assert (report['options']['stress_beat_bias'], report['options']['phrase_rest_bias'],
           report['options']['phrase_final_long_bias'],
           report['options']['stress_duration_bias']) == (2.0, 1.5, 1.0, 0.0)  # the last: config's
+  assert report['options']['legato_bias'] == 0.5
+  assert report['options']['duration_offsets'] == '240:0.5,480:-0.25'
   (song,), _ = song_io.read_songs(tmp_path / 'sample_1' / 'row_row_row_your.mid')
   assert song.syllables[-1] == 'stream!' and song.syllables[0] == 'Row,'
   assert score_xml.read(tmp_path / 'sample_1' / 'row_row_row_your.musicxml').title == 'Boat Song'
@@ -420,3 +423,42 @@ def test_resume_regenerates_when_the_formats_change(workdir, tmp_path, capsys):
   assert sorted(p.suffix for p in (tmp_path / 'sample_0').iterdir()) == ['.mid', '.musicxml']
   run('musicxml,mid')
   assert 'already generated' in capsys.readouterr().out
+
+
+def test_duration_calibration_measures_offsets_on_training_songs(workdir, tmp_path):
+  """benchmarks/duration_calibration.py: sings training songs' lyrics, prints offsets that
+  ``generate.duration_offsets`` accepts; a missing workdir is a one-line error."""
+  import subprocess
+  import sys
+  from tests.conftest import REPO
+  from tests.train import helpers
+  import shutil
+  env = dict(helpers.subprocess_env(), SONGGLM_BENCH_RESULTS=str(tmp_path / 'results'))
+  # the trained workdir, with the source its songs were prepared from (re-read for the reference)
+  work = tmp_path / 'w'
+  shutil.copytree(workdir, work)
+  config = json.loads((work / 'config.json').read_text())
+  config['data']['pretrain_source'] = str(helpers.prepared_corpus() / 'songs')
+  (work / 'config.json').write_text(json.dumps(config))
+  workdir = work
+  run = lambda *a: subprocess.run([sys.executable, 'benchmarks/duration_calibration.py', *a],
+                                  cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  r = run(f'--workdir={workdir}', '--songs=3', '--num_samples=1', '--min_share=0',
+          '--iterations=2', '--damping=0.5', '--config.generate.temperature.pitch=1.0')
+  assert r.returncode == 0, r.stderr[-2000:]
+  last = json.loads(r.stdout.strip().splitlines()[-1])
+  assert last['songs'] == 3 and last['notes_generated'] > 0 and last['notes_reference'] > 0
+  assert last['overrides'] == ['--config.generate.temperature.pitch=1.0']
+  got = generation_rules.parse_offsets(last["offsets"])
+  assert got and all(abs(v) <= 1.0 for v in got.values())
+  generation.GenerateOptions(duration_offsets=last['offsets']).validate()
+  assert [h['offsets'] for h in last['history']][0] == ''  # iteration 0: uncorrected
+  assert generation_rules.parse_offsets(last['history'][1]['offsets'])  # then with offsets
+  for it in (0, 1):
+    folder = workdir / 'duration_calibration' / f'iteration_{it}'
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ['sample_0']
+  bad = run(f'--workdir={tmp_path / "none"}')
+  assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
+  assert 'config.json not found' in bad.stderr
+  field = run(f'--workdir={workdir}', '--config.generate.no_such=1')
+  assert field.returncode == 1 and 'not a field' in field.stderr

@@ -164,7 +164,7 @@ class Generator:
           max_per_syllable=col([o.max_notes_per_syllable] * len(us)),
           max_bar_advance=col([o.max_bar_advance] * len(us)), **prior_rows(
               o, [(u[2].syllable_stress, u[2].syllable_phrase, u[2].time_signature) for u in us],
-              s_max))
+              s_max, self.tokenizer.duration_grid))
       keys = _row_keys(base, col([units[u][0] for u, _ in batch]),
                        col([units[u][1] for u, _ in batch]), col([k for _, k in batch]))
       out = decode_lib.decode(self.graphdef, self.params, prompts, rows, self.grids, settings,

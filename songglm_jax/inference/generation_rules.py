@@ -23,7 +23,30 @@ FIELDS = sampling.NOTE_COLUMNS  # fields with sampling settings
 PRIORS = ('stress_beat_bias', 'phrase_rest_bias', 'stress_duration_bias', 'phrase_final_long_bias',
           'legato_bias')
 # Added later: configs of older workdirs lack them (the default, off, applies).
-OPTIONAL = PRIORS
+OPTIONAL = PRIORS + ('duration_offsets',)
+
+
+def parse_offsets(text: str) -> dict[int, float]:
+  """``'240:0.3,480:-0.35'`` -> ``{240: 0.3, 480: -0.35}`` (duration ticks: logit offset; ''
+  -> {}).
+
+  Raises:
+    ValueError: not ``ticks:offset`` pairs of a positive whole number and a finite number, or a
+      duration given twice.
+  """
+  out: dict[int, float] = {}
+  for part in (x.strip() for x in str(text).split(',') if x.strip()):
+    ticks, sep, value = part.partition(':')
+    try:
+      t, v = int(ticks), float(value)
+    except ValueError:
+      t, v = 0, float('nan')
+    if not sep or t <= 0 or not math.isfinite(v) or t in out:
+      raise ValueError(f'generate.duration_offsets: bad entry {part!r} in {text!r}, expected '
+                       "comma-separated 'ticks:offset' pairs (positive ticks, each once; finite "
+                       "offsets), e.g. '240:0.3,480:-0.35'")
+    out[t] = v
+  return out
 
 
 def _is_number(v) -> bool:
@@ -44,7 +67,10 @@ class GenerateOptions:
   to the onsets that leave a rest of an eighth or more before the first note of a phrase;
   ``stress_duration_bias`` is added to the durations that end on a strong beat when the next
   syllable has primary stress and subtracted when it is unstressed (``sampling.duration_prior``);
-  ``phrase_final_long_bias`` is added to the durations of a quarter note or longer for the notes
+  ``duration_offsets`` (``'ticks:offset,...'``, '' = off) adds a fixed offset to the logit of
+  each duration it names, for every note (a calibration of the duration marginal; ticks must be
+  values of the tokenizer's duration grid). ``phrase_final_long_bias`` is added to the durations
+  of a quarter note or longer for the notes
   of a phrase-final syllable (the last syllable before a change of phrase id; not the song's
   last, which the rest after the song already ends); ``legato_bias`` (a melody prior) is added,
   for every note but the first of the song and the first of a phrase, to the bar and then the
@@ -70,6 +96,7 @@ class GenerateOptions:
   stress_duration_bias: float = 0.0
   phrase_final_long_bias: float = 0.0
   legato_bias: float = 0.0
+  duration_offsets: str = ''
 
   def validate(self) -> None:
     bad = lambda f, want: ValueError(f'generate.{f}: got {getattr(self, f)!r}, expected {want}')
@@ -85,9 +112,12 @@ class GenerateOptions:
     if not (_is_number(self.seed) and float(self.seed).is_integer() and
             0 <= self.seed < 2**32):
       raise bad('seed', f'a whole number in 0 .. {2**32 - 1} (JAX keys use 32 bits of it)')
-    for f in OPTIONAL:
+    for f in PRIORS:
       if not (_is_number(getattr(self, f)) and math.isfinite(getattr(self, f))):
         raise bad(f, 'a finite number')
+    if not isinstance(self.duration_offsets, str):
+      raise bad('duration_offsets', "a string of 'ticks:offset' pairs")
+    parse_offsets(self.duration_offsets)
     for knob in ('temperature', 'top_k', 'top_p'):
       d = getattr(self, knob)
       if set(d) != set(FIELDS):
@@ -143,6 +173,26 @@ class GenerateOptions:
       return None
     return np.full(num_syllables, self.legato_bias, np.float32)
 
+  def duration_offset_vector(self, duration_grid: Sequence[int]) -> Optional[np.ndarray]:
+    """float32 [len(duration_grid)]: the offset of each grid duration (None when
+    ``duration_offsets`` is empty).
+
+    Raises:
+      ValueError: a duration that is not on the grid.
+    """
+    offsets = parse_offsets(self.duration_offsets)
+    if not offsets:
+      return None
+    grid = np.asarray(duration_grid, np.int64)
+    out = np.zeros(len(grid), np.float32)
+    for ticks, v in offsets.items():
+      at = np.flatnonzero(grid == ticks)
+      if not len(at):
+        raise ValueError(f'generate.duration_offsets: {ticks} ticks is not a duration of the '
+                         f'tokenizer grid ({grid[0]}..{grid[-1]} in steps of {grid[0]})')
+      out[at[0]] = v
+    return out
+
   def priors(self, syllable_stress: Sequence[str], syllable_phrase: np.ndarray
              ) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """Per-syllable ``(beat_bias, rest_bias)`` float32 [S] of one lyrics window for
@@ -171,19 +221,26 @@ def stress_sign(syllable_stress: Sequence[str]) -> np.ndarray:
 
 
 def prior_rows(options: GenerateOptions, rows: Sequence[tuple[Sequence[str], np.ndarray, Any]],
-               s_max: int) -> dict[str, Any]:
+               s_max: int, duration_grid: Optional[Sequence[int]] = None) -> dict[str, Any]:
   """The ``sampling.Rows`` fields of the lyric-melody priors of a batch ({} when all are off).
 
   Args:
     rows: per decoded row, (syllable stress patterns, syllable phrase ids, time signature);
       a row of ``S <= s_max`` syllables is padded with zeros (no prior).
+    duration_grid: the tokenizer's duration grid (ticks); needed for ``duration_offsets``.
   """
   o = options
+  out: dict[str, Any] = {}
+  if o.duration_offsets:
+    if duration_grid is None:
+      raise ValueError('prior_rows: duration_offsets need the duration grid')
+    vec = o.duration_offset_vector(duration_grid)
+    if vec is not None:
+      out['duration_offset'] = jnp.asarray(np.repeat(vec[None], len(rows), axis=0))
   if not any(getattr(o, f) for f in PRIORS):
-    return {}
+    return out
   per = [o.priors(stress_, phrase) for stress_, phrase, _ in rows]
   pad = lambda a: np.pad(a, (0, s_max - len(a)))
-  out: dict[str, Any] = {}
   if o.stress_beat_bias:
     out['beat_bias'] = jnp.asarray(np.stack([pad(b) for b, _ in per]))
   if o.phrase_rest_bias:

@@ -337,7 +337,8 @@ def infill(gen, song: Song, spans,
               else ('?',) * song.num_syllables)  # unknown: no stress prior
   ts = tuple(int(x) for x in song.time_signatures[0, 1:3])
   priors = {k: jnp.repeat(v, o.batch_size, axis=0)  # every row sings the same song: computed once
-            for k, v in prior_rows(o, [(stresses, phrase, ts)], song.num_syllables).items()}
+            for k, v in prior_rows(o, [(stresses, phrase, ts)], song.num_syllables,
+                                   tok.duration_grid).items()}
   out = []
   total = o.num_samples * len(p.spans)
   for start in range(0, o.num_samples, o.batch_size):

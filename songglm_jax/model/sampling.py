@@ -146,6 +146,9 @@ class Rows(NamedTuple):
   # previous note's end and to the position that starts exactly there (:func:`legato_weight`;
   # not the first note of a song or of a phrase); None: none.
   legato_bias: Optional[jax.Array] = None  # float32 [B, S_max]
+  # ``duration_offset[b, i]`` is added to the logit of duration grid value ``i`` (token
+  # ``NS + i``) of every note (:func:`duration_prior`); None: none.
+  duration_offset: Optional[jax.Array] = None  # float32 [B, V_duration - NS]
 
 
 class State(NamedTuple):
@@ -332,8 +335,8 @@ def position_prior(st: State, rows: Rows, grids: Grids, word_id: jax.Array, bar:
 
 def duration_prior(rows: Rows, grids: Grids, word_id: jax.Array, onset: jax.Array,
                    num_durations: int) -> Optional[jax.Array]:
-  """float32 [B, V_duration] added to the duration logits (None without ``duration_bias`` and
-  ``long_bias``).
+  """float32 [B, V_duration] added to the duration logits (None without ``duration_bias``,
+  ``long_bias`` and ``duration_offset``).
 
   ``duration_bias``: a note of syllable ``w`` that lasts until a strong beat lets a legato next
   note start on it; when the next syllable ``w + 1`` is stressed (positive bias) those durations
@@ -341,8 +344,9 @@ def duration_prior(rows: Rows, grids: Grids, word_id: jax.Array, onset: jax.Arra
   because the position prior can only move a note later, opening a rest; this one shapes the
   note before. ``long_bias``: ``long_bias[b, w]`` on durations of at least :data:`LONG_TICKS`
   for every note of syllable ``w`` (set on phrase-final syllables: a phrase ends on a long note).
+  ``duration_offset``: a fixed offset per duration value, for every note.
   """
-  if rows.duration_bias is None and rows.long_bias is None:
+  if rows.duration_bias is None and rows.long_bias is None and rows.duration_offset is None:
     return None
   w = word_id - NS
   d = jnp.arange(num_durations)[None] - NS
@@ -360,6 +364,9 @@ def duration_prior(rows: Rows, grids: Grids, word_id: jax.Array, onset: jax.Arra
     at = jnp.clip(w, 0, rows.long_bias.shape[1] - 1)[:, None]
     bias = jnp.where(has, jnp.take_along_axis(rows.long_bias, at, axis=1)[:, 0], 0.0)
     out += bias[:, None] * ((g >= LONG_TICKS) & (d >= 0))
+  if rows.duration_offset is not None:
+    at = jnp.clip(d, 0, rows.duration_offset.shape[1] - 1)
+    out += jnp.where(d >= 0, jnp.take(rows.duration_offset, at[0], axis=1), 0.0)
   return out
 
 

@@ -135,6 +135,45 @@ def test_legato_prior_marks_the_bar_and_position_of_the_previous_end_inside_phra
   assert sampling.bar_prior(st, _rows([1920] * 5), word, vb) is None
 
 
+def test_duration_offsets_are_added_to_every_note():
+  tok, grids = _grids()
+  v = tok.field_sizes['duration']
+  g = np.asarray(grids.duration)
+  vec = generation.GenerateOptions(duration_offsets='240:0.5, 480:-1.25').duration_offset_vector(
+      tok.duration_grid)
+  assert vec.shape == (len(g),) and vec[g == 240] == 0.5 and vec[g == 480] == -1.25
+  assert np.count_nonzero(vec) == 2
+  rows = _rows([1920, 1440])._replace(duration_offset=jnp.asarray(np.stack([vec, vec])))
+  got = np.asarray(sampling.duration_prior(rows, grids, jnp.asarray([0, 2]) + NS,
+                                           jnp.asarray([0, 480]), v))
+  assert got.shape == (2, v) and not got[:, :NS].any()
+  np.testing.assert_allclose(got[:, NS:], np.stack([vec, vec]))
+  # with the final-long prior: the two add up
+  both = rows._replace(long_bias=jnp.asarray(np.array([[2.0, 0.0, 0.0]] * 2, np.float32)))
+  got = np.asarray(sampling.duration_prior(both, grids, jnp.asarray([0, 1]) + NS,
+                                           jnp.asarray([0, 0]), v))
+  np.testing.assert_allclose(got[0, NS:], vec + 2.0 * (g >= sampling.LONG_TICKS))
+  np.testing.assert_allclose(got[1, NS:], vec)
+  extra = generation.prior_rows(generation.GenerateOptions(duration_offsets='240:0.5'),
+                                [(('1',), np.array([0]), (4, 4))] * 3, 2, tok.duration_grid)
+  assert sorted(extra) == ['duration_offset'] and extra['duration_offset'].shape == (3, len(g))
+  assert generation.prior_rows(generation.GenerateOptions(), [(('1',), np.array([0]), (4, 4))],
+                               2, tok.duration_grid) == {}
+
+
+@pytest.mark.parametrize('text', ['240', '240:x', '0:1', '240:1,240:2', '240:inf', 'a:b:c'])
+def test_bad_duration_offsets_are_one_clear_error(text):
+  with pytest.raises(ValueError, match='generate.duration_offsets'):
+    generation.GenerateOptions(duration_offsets=text).validate()
+
+
+def test_duration_offsets_off_the_grid_are_refused():
+  tok, _ = _grids()
+  with pytest.raises(ValueError, match='not a duration of the tokenizer grid'):
+    generation.GenerateOptions(duration_offsets='250:1').duration_offset_vector(tok.duration_grid)
+  assert generation.GenerateOptions().duration_offset_vector(tok.duration_grid) is None
+
+
 def test_options_turn_stress_and_phrases_into_per_syllable_priors():
   o = generation.GenerateOptions(stress_beat_bias=1.5, phrase_rest_bias=2.0)
   beat, rest = o.priors(('1', '0', '2', '?', '10', '01'), np.array([0, 0, 0, 1, 1, 2]))
@@ -163,7 +202,7 @@ def test_options_turn_stress_and_phrases_into_per_syllable_priors():
     generation.GenerateOptions(stress_beat_bias=float('nan')).validate()
 
 
-def _decoded_with(beat, rest, seed=4, duration=0.0, final_long=0.0, legato=0.0):
+def _decoded_with(beat, rest, seed=4, duration=0.0, final_long=0.0, legato=0.0, offsets=''):
   """Decode TEXTS with the untrained tiny model, with priors of the given strength."""
   tok, graphdef, params = td.tiny()
   lyrics = (td._lyrics() * td.ROWS)[:td.ROWS]
@@ -171,10 +210,11 @@ def _decoded_with(beat, rest, seed=4, duration=0.0, final_long=0.0, legato=0.0):
   prompts = decode_lib.build_prompts(rows_l, td.LENGTH)
   o = generation.GenerateOptions(stress_beat_bias=beat, phrase_rest_bias=rest,
                                  stress_duration_bias=duration,
-                                 phrase_final_long_bias=final_long, legato_bias=legato)
+                                 phrase_final_long_bias=final_long, legato_bias=legato,
+                                 duration_offsets=offsets)
   s_max = td.LENGTH - 4
   extra = generation.prior_rows(o, [(x.syllable_stress, x.syllable_phrase, x.time_signature)
-                                    for x in lyrics], s_max)
+                                    for x in lyrics], s_max, tok.duration_grid)
   rows = td._rows(lyrics)._replace(**extra)
   keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(jnp.arange(td.ROWS))
   out = jax.device_get(decode_lib.decode(
@@ -270,3 +310,10 @@ def test_legato_prior_closes_the_gaps_inside_phrases():
   off = _legato_inside_phrases(_decoded_with(0.0, 0.0))
   on = _legato_inside_phrases(_decoded_with(0.0, 0.0, legato=4.0))
   assert on > off + 0.3, (off, on)
+
+
+def test_duration_offsets_move_the_duration_marginal():
+  share = lambda songs, t: np.mean(np.concatenate([s.duration for _, s in songs]) == t)
+  off = _decoded_with(0.0, 0.0)
+  on = _decoded_with(0.0, 0.0, offsets='240:3')
+  assert share(on, 240) > share(off, 240) + 0.2, (share(off, 240), share(on, 240))

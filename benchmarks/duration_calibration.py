@@ -115,7 +115,7 @@ def main():
     _fail('--songs, --num_samples and --iterations must be >= 1')
   if not 0 < FLAGS.damping <= 1:
     _fail('--damping must be in (0, 1]')
-  from songglm_jax.inference import generate_run
+  from songglm_jax.inference import generate_run, generation_rules
   from songglm_jax.job import eval_stage
   from songglm_jax.metrics import files
   from songglm_jax.train import inference as inference_lib
@@ -148,7 +148,7 @@ def main():
   history = []
   grid = ref_c = None
   for it in range(FLAGS.iterations):
-    text = ','.join(f'{t}:{v:g}' for t, v in sorted(current.items()))
+    text = generation_rules.format_offsets(current)
     with config.unlocked():
       config.generate.duration_offsets = text
     folder = out / f'iteration_{it}'
@@ -177,7 +177,7 @@ def main():
       current[t] = float(np.clip(current.get(t, 0.0) + FLAGS.damping * v, -FLAGS.max_offset,
                                  FLAGS.max_offset))
     current = {t: round(v, 3) for t, v in current.items() if round(v, 3)}
-  text = ','.join(f'{t}:{v:g}' for t, v in sorted(current.items()))
+  text = generation_rules.format_offsets(current)
   print(f'--config.generate.duration_offsets={text}')
   common.finish(BENCH, {
       'offsets': text, 'workdir': str(work.resolve()), 'songs': len(reference),

@@ -207,3 +207,16 @@ def test_every_row_decodes_without_the_lyric_melody_priors():
     g = ablations.get_config(f'{name},songglm_sample').generate
     assert (g.stress_beat_bias, g.phrase_rest_bias, g.stress_duration_bias,
             g.phrase_final_long_bias, g.legato_bias) == (0, 0, 0, 0, 0)
+
+
+@pytest.mark.parametrize('flag, message', [('--rows=nope', "--rows: unknown row(s) ['nope']"),
+                                           ('--seeds=x', '--seeds: expected comma-separated')])
+def test_the_runner_refuses_bad_rows_and_seeds_in_one_line(flag, message, tmp_path):
+  import subprocess
+  from tests.conftest import REPO
+  r = subprocess.run([sys.executable, 'benchmarks/ablation_bench.py', flag,
+                      f'--workdir={tmp_path / "w"}'], cwd=REPO, capture_output=True, text=True,
+                     timeout=120)
+  assert r.returncode != 0 and r.stdout == ''
+  assert r.stderr.strip().splitlines() == [r.stderr.strip()] and message in r.stderr
+  assert not (tmp_path / 'w').exists()  # nothing started

@@ -49,6 +49,12 @@ def parse_offsets(text: str) -> dict[int, float]:
   return out
 
 
+def format_offsets(offsets: dict[int, float]) -> str:
+  """The inverse of :func:`parse_offsets`: ``{480: -0.35, 240: 0.3}`` -> ``'240:0.3,480:-0.35'``
+  (sorted by ticks; {} -> '')."""
+  return ','.join(f'{t}:{v:g}' for t, v in sorted(offsets.items()))
+
+
 def _is_number(v) -> bool:
   return isinstance(v, numbers.Real) and not isinstance(v, bool)
 

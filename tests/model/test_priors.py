@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from songglm_jax.inference import generation
+from songglm_jax.inference import generation, generation_rules
 from songglm_jax.data import tokenizer as tk
 from songglm_jax.model import decode as decode_lib
 from songglm_jax.model import sampling
@@ -143,6 +143,10 @@ def test_duration_offsets_are_added_to_every_note():
       tok.duration_grid)
   assert vec.shape == (len(g),) and vec[g == 240] == 0.5 and vec[g == 480] == -1.25
   assert np.count_nonzero(vec) == 2
+  text = '480:-1.25,240:0.5,960:0.125'
+  assert generation_rules.parse_offsets(text) == {480: -1.25, 240: 0.5, 960: 0.125}
+  assert generation_rules.format_offsets(generation_rules.parse_offsets(text)) == '240:0.5,480:-1.25,960:0.125'
+  assert generation_rules.format_offsets({}) == ''
   rows = _rows([1920, 1440])._replace(duration_offset=jnp.asarray(np.stack([vec, vec])))
   got = np.asarray(sampling.duration_prior(rows, grids, jnp.asarray([0, 2]) + NS,
                                            jnp.asarray([0, 480]), v))

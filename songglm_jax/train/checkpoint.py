@@ -43,6 +43,7 @@ import pathlib
 import re
 import shutil
 import sys
+import warnings
 from typing import Any, Optional
 
 import jax
@@ -309,6 +310,11 @@ def _dropped_read(unraisable: Any) -> bool:
   return _late_read(unraisable.exc_value, unraisable.exc_traceback)
 
 
+# Orbax's read of one array (orbax/checkpoint/_src/serialization/serialization.py), as Python
+# names it when such a coroutine is collected without having run.
+UNAWAITED_ORBAX_READ = r"coroutine '_read_array_index_and_device_put' was never awaited"
+
+
 class _NoUnretrievedOrbaxTasks(py_logging.Filter):
   """Drops asyncio's "Task exception was never retrieved" and "Future exception was never
   retrieved" for Orbax's reads: the message names the task's coroutine and the file it is
@@ -340,7 +346,10 @@ def _quiet_orbax_leftovers() -> None:
   each read still in flight when it finishes and calls back into the closed event loop ("Event
   loop is closed"), and asyncio's "Task/Future exception was never retrieved" for failed tasks
   and futures. Their error is the one raised as :class:`RestoreError`, so these three kinds are
-  dropped; any other error is printed as before.
+  dropped; any other error is printed as before. A fourth: a read coroutine that the failed
+  restore created but never started is collected with Python's "RuntimeWarning: coroutine
+  '_read_array_index_and_device_put' was never awaited"; that warning, for that Orbax
+  coroutine only, is ignored.
   """
   if getattr(sys.unraisablehook, '_quiet_orbax', False):
     return
@@ -353,6 +362,7 @@ def _quiet_orbax_leftovers() -> None:
   hook._quiet_orbax = True  # pylint: disable=protected-access
   sys.unraisablehook = hook
   py_logging.getLogger('asyncio').addFilter(_NoUnretrievedOrbaxTasks())
+  warnings.filterwarnings('ignore', message=UNAWAITED_ORBAX_READ, category=RuntimeWarning)
 
 
 def _optimizer_item(state: TrainState) -> dict[str, Any]:

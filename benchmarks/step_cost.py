@@ -36,6 +36,12 @@ VARIANTS = {
     'features_chain128_8x1024': (dict(FEATURES, chain_hidden=128), 8, 1024),
     'features_16x512': (FEATURES, 16, 512),
     'independent_16x512': ({}, 16, 512),
+    # model sizes around the sample model, for "a larger and a smaller model at the same CPU
+    # time" (docs/quality.md, budget): steps are scaled by these ratios
+    'features_small_8x1024': (dict(FEATURES, d_model=192, num_layers=3, num_heads=6, d_ff=384),
+                              8, 1024),
+    'features_large_8x1024': (dict(FEATURES, d_model=320, num_layers=5, num_heads=8, d_ff=640),
+                              8, 1024),
 }
 SIZES = synthetic.synthetic_field_sizes(num_syllables=3000, num_stress=20, max_bars=512)
 

@@ -68,14 +68,25 @@ def compact(overrides: dict) -> str:
   return '; '.join(out + rest)
 
 
-def model_name(m: dict) -> str:
-  """The model options a run trained with, in few words."""
+# the songglm_sample model and schedule: other sizes and step counts are named in the model cell
+SAMPLE_SIZE = {'d_model': 256, 'num_layers': 4, 'd_ff': 512}
+SAMPLE_STEPS = {'pretrain': 600, 'finetune': 250}
+
+
+def model_name(m: dict, steps: dict | None = None) -> str:
+  """The model options a run trained with, in few words; its size ('d192 x 3, FF 384') and
+  step counts ('steps 1120 + 466') when they are not the songglm_sample ones."""
   if not m:
     return '-'
   parts = ['chain' if m.get('field_conditioning') == 'chain' else 'independent']
   parts += [name for key, name in (('phrase_position', 'phrase'), ('note_syllable_stress',
                                                                    'stress')) if m.get(key)]
-  return ' + '.join(parts)
+  out = ' + '.join(parts)
+  if any(m.get(k, v) != v for k, v in SAMPLE_SIZE.items()):
+    out += f'; d{m.get("d_model")} x {m.get("num_layers")}, FF {m.get("d_ff")}'
+  if steps and any(steps.get(k, v) != v for k, v in SAMPLE_STEPS.items()):
+    out += f'; steps {steps.get("pretrain", 0)} + {steps.get("finetune", 0)}'
+  return out
 
 
 def sampling(b: dict) -> str:
@@ -126,7 +137,7 @@ def main():
   rows = []
   for b in benches:
     name = f'{pathlib.Path(b["workdir"]).name}/{b["tag"]}'
-    cells = [name, model_name(b.get('model') or {}), sampling(b)] + [_cell(b['metrics'], k) for k, _ in COLS] + [
+    cells = [name, model_name(b.get('model') or {}, b.get('train_steps')), sampling(b)] + [_cell(b['metrics'], k) for k, _ in COLS] + [
         str(b['num_invalid']), _minutes(b, ('prepare', 'pretrain', 'finetune')),
         _minutes(b, ('generate_evaluate',))]
     lines.append('| ' + ' | '.join(cells) + ' |')

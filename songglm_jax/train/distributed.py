@@ -21,17 +21,32 @@ import jax
 from absl import logging
 
 
-def _detected_cluster() -> Optional[str]:
-  """Name of a cluster JAX can configure itself for (SLURM with > 1 task, Cloud TPU), or None."""
+def _cluster_helpers():
+  """JAX's (private) cluster modules ``(cloud_tpu_cluster, slurm_cluster)``, or None with a warning."""
   try:
     from jax._src.clusters import cloud_tpu_cluster, slurm_cluster  # pylint: disable=g-import-not-at-top
-  except ImportError as e:  # JAX moved its cluster helpers: fall back to the SLURM variables
+  except ImportError as e:  # JAX moved its cluster helpers: callers fall back to SLURM's variables
     logging.warning('distributed: JAX\'s cluster detection (jax._src.clusters) is not '
                     'importable in this JAX version (%s): a Cloud TPU pod slice is not detected '
                     '(give --coordinator_address, --num_processes and --process_id); SLURM '
                     'still is, from its variables', e)
-    return 'slurm' if int(os.environ.get('SLURM_NTASKS', '1')) > 1 and (
-        'SLURM_PROCID' in os.environ) else None
+    return None
+  return cloud_tpu_cluster, slurm_cluster
+
+
+def _slurm_from_variables() -> Optional[tuple[int, int]]:
+  """(task count, task id) of a SLURM step with more than one task, from its variables, or None."""
+  if int(os.environ.get('SLURM_NTASKS', '1')) > 1 and 'SLURM_PROCID' in os.environ:
+    return int(os.environ['SLURM_NTASKS']), int(os.environ['SLURM_PROCID'])
+  return None
+
+
+def _detected_cluster() -> Optional[str]:
+  """Name of a cluster JAX can configure itself for (SLURM with > 1 task, Cloud TPU), or None."""
+  helpers = _cluster_helpers()
+  if helpers is None:
+    return 'slurm' if _slurm_from_variables() else None
+  cloud_tpu_cluster, slurm_cluster = helpers
   if slurm_cluster.SlurmCluster.is_env_present() and int(os.environ['SLURM_NTASKS']) > 1:
     return 'slurm'
   for cluster in (cloud_tpu_cluster.GkeTpuCluster, cloud_tpu_cluster.GceTpuCluster):
@@ -89,7 +104,9 @@ def resolve(coordinator_address: Optional[str] = None, num_processes: Optional[i
   TPU_WORKER_HOSTNAMES where those are set (GKE). The metadata server is asked only on a TPU VM
   or when GCE_METADATA_IP points somewhere (tests simulate a pod slice that way); off a TPU VM
   JAX itself would not look, so a dry run there shows what the workers of a slice would resolve.
-  Single process: coordinator None, 1 process, id 0.
+  Single process: coordinator None, 1 process, id 0. Where JAX's cluster helpers are not
+  importable, SLURM's task count and id come from its variables and the coordinator is None
+  (JAX would choose it at start-up).
   """
   if _explicit(coordinator_address, num_processes, process_id):
     return {'cluster': 'explicit', 'coordinator_address': coordinator_address,
@@ -98,7 +115,14 @@ def resolve(coordinator_address: Optional[str] = None, num_processes: Optional[i
             'process_id': 0}
   if not auto_detect:
     return single
-  from jax._src.clusters import cloud_tpu_cluster, slurm_cluster  # pylint: disable=g-import-not-at-top
+  helpers = _cluster_helpers()
+  if helpers is None:  # as _detected_cluster: SLURM from its variables; JAX picks the coordinator
+    slurm_task = _slurm_from_variables()
+    if slurm_task is None:
+      return single
+    return {'cluster': 'slurm', 'coordinator_address': None, 'num_processes': slurm_task[0],
+            'process_id': slurm_task[1]}
+  cloud_tpu_cluster, slurm_cluster = helpers
   slurm = slurm_cluster.SlurmCluster
   if slurm.is_env_present() and slurm.get_process_count() > 1:
     return {'cluster': 'slurm', 'coordinator_address': slurm.get_coordinator_address(None, None),

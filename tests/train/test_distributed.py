@@ -27,3 +27,14 @@ def test_cluster_helpers_present_give_no_warning(monkeypatch, caplog):
   with caplog.at_level(logging.WARNING):
     distributed._detected_cluster()  # pylint: disable=protected-access
   assert not [r for r in caplog.records if 'jax._src.clusters' in r.getMessage()]
+
+
+def test_dry_run_without_the_cluster_helpers_resolves_slurm_from_its_variables(monkeypatch):
+  monkeypatch.setitem(sys.modules, 'jax._src.clusters', None)  # as if JAX had moved them
+  for var in ('SLURM_NTASKS', 'SLURM_PROCID'):
+    monkeypatch.delenv(var, raising=False)
+  assert distributed.resolve()['cluster'] == 'single'
+  monkeypatch.setenv('SLURM_NTASKS', '4')
+  monkeypatch.setenv('SLURM_PROCID', '3')
+  assert distributed.resolve() == {'cluster': 'slurm', 'coordinator_address': None,
+                                   'num_processes': 4, 'process_id': 3}

@@ -57,8 +57,9 @@ ROWS = ablation_table.ROWS
 BASES = ('songglm_sample', 'default')
 ALIASES = {'single_objective': 'ngram_only'}  # configs/ablations.py's older name
 DEFAULTS = {'pretrain_steps': 600, 'finetune_steps': 250, 'num_samples': 10, 'model': 'small'}
-# Model sizes of the table: 'sample' keeps the base config's (songglm_sample: d_model 256, 4 layers,
-# 8 heads, FF 512); 'small' is the base config's default GLM, about 2.7x cheaper per token here.
+# Model sizes of the table: 'sample' keeps the base config's (songglm_sample: d_model 192, 3
+# layers, 6 heads, FF 384 since 2026-11-26; 256 / 4 / 8 / 512 before); 'small' is the base
+# config's default GLM, about 2.7x cheaper per token here.
 MODELS = {'sample': {}, 'small': dict(d_model=128, num_layers=2, num_heads=4, d_ff=512)}
 
 

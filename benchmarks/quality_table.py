@@ -68,14 +68,16 @@ def compact(overrides: dict) -> str:
   return '; '.join(out + rest)
 
 
-# the songglm_sample model and schedule: other sizes and step counts are named in the model cell
+# the model and schedule of songglm_sample's first runs (until 2026-11-26; most rows of
+# docs/quality.md): other sizes and step counts -- its later default too -- are named in the
+# model cell, so the cells of the old runs do not change with the config
 SAMPLE_SIZE = {'d_model': 256, 'num_layers': 4, 'd_ff': 512}
 SAMPLE_STEPS = {'pretrain': 600, 'finetune': 250}
 
 
 def model_name(m: dict, steps: dict | None = None) -> str:
   """The model options a run trained with, in few words; its size ('d192 x 3, FF 384') and
-  step counts ('steps 1120 + 466') when they are not the songglm_sample ones."""
+  step counts ('steps 1120 + 466') when they are not SAMPLE_SIZE / SAMPLE_STEPS."""
   if not m:
     return '-'
   parts = ['chain' if m.get('field_conditioning') == 'chain' else 'independent']
@@ -90,10 +92,12 @@ def model_name(m: dict, steps: dict | None = None) -> str:
 
 
 def sampling(b: dict) -> str:
-  """The sampling a run generated with (from its generate_options), in few words."""
+  """The sampling a run generated with (from its generate_options), in few words; top-p only
+  when some field's is below 1 ('p 1.0 (pitch 0.95)')."""
   g = b.get('generate_options') or {}
-  flat = {f'generate.{k}.{f}': v for k in ('temperature', 'top_k')
-          for f, v in (g.get(k) or {}).items()}
+  kinds = ('temperature', 'top_k') + (
+      ('top_p',) if any(v < 1 for v in (g.get('top_p') or {}).values()) else ())
+  flat = {f'generate.{k}.{f}': v for k in kinds for f, v in (g.get(k) or {}).items()}
   out = compact(flat)
   if g.get('max_bar_advance', 2) != 2:
     out += f'; max_bar_advance {g["max_bar_advance"]}'

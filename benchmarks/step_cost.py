@@ -2,12 +2,12 @@ r"""Relative cost of a training step under model and packing variants, measured 
 
     .venv/bin/python benchmarks/step_cost.py [--rounds=8] [--variants=NAME,...]
 
-Each variant is the ``songglm_sample`` model size (d_model 256, 4 layers, 8 heads, FF 512) with
-some ``config.model`` fields changed and a batch shape (rows x length, the same number of tokens
-per step). The steps of all variants are timed round-robin -- one step of each per round -- so a
-busy machine slows every variant alike, and the result is each variant's median step time and its
-ratio to the first variant. Batches are synthetic packed rows with examples of 80-540 tokens (the
-fine-tuning corpus' range). This is what "the same CPU budget" is computed from when a method
+Each variant is the first ``songglm_sample`` model size (d_model 256, 4 layers, 8 heads, FF 512)
+with some ``config.model`` fields changed and a batch shape (rows x length, the same number of
+tokens per step). The steps of all variants are timed round-robin -- one step of each per round --
+so a busy machine slows every variant alike, and the result is each variant's median step time and
+its ratio to the first variant. Batches are synthetic packed rows with examples of 80-540 tokens
+(the fine-tuning corpus' range). This is what "the same CPU budget" is computed from when a method
 change makes steps dearer or a shorter row makes them cheaper.
 
 Last line: one JSON object (also ``benchmarks/results/step_cost.json``).

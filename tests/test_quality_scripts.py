@@ -32,11 +32,11 @@ def test_quality_table_without_results_is_one_line(tmp_path):
   assert r.stderr.strip().splitlines() == [f'quality_table: no bench.json under [{str(tmp_path / "none")!r}]']
 
 
-def _bench(folder, model, steps):
+def _bench(folder, model, steps, generate=None):
   folder.mkdir(parents=True)
   (folder / 'bench.json').write_text(json.dumps({
       'workdir': str(folder.parent.parent), 'tag': folder.name, 'model': model,
-      'train_steps': steps, 'generate_options': {}, 'metrics': {'OA_A': 95.0},
+      'train_steps': steps, 'generate_options': generate or {}, 'metrics': {'OA_A': 95.0},
       'num_invalid': 0, 'seconds': {'pretrain': 60.0}, 'paper': {'OA_A': 96.83}}))
 
 
@@ -55,3 +55,18 @@ def test_quality_table_names_a_model_size_and_schedule_other_than_the_sample_one
   assert cells == {'same/t': 'chain + phrase',
                    'small/t': 'chain + phrase; d192 x 3, FF 384; steps 1120 + 466',
                    'longer/t': 'chain + phrase; steps 600 + 500'}
+
+
+def test_quality_table_names_a_top_p_below_one_and_only_then(tmp_path):
+  fields = ('bar', 'position', 'duration', 'pitch', 'word_id')
+  def options(pitch_top_p):
+    return {'temperature': dict.fromkeys(fields, 1.0), 'top_k': dict.fromkeys(fields, 0),
+            'top_p': dict(dict.fromkeys(fields, 1.0), pitch=pitch_top_p)}
+  _bench(tmp_path / 'whole' / 'quality' / 't', {}, {}, options(1.0))
+  _bench(tmp_path / 'nucleus' / 'quality' / 't', {}, {}, options(0.95))
+  r = _run(tmp_path, 'benchmarks/quality_table.py', str(tmp_path / 'whole'),
+           str(tmp_path / 'nucleus'))
+  assert r.returncode == 0, r.stderr[-2000:]
+  cells = {line.split(' | ')[0].lstrip('| '): line.split(' | ')[2]
+           for line in r.stdout.splitlines() if line.startswith('| ') and '/t ' in line}
+  assert cells == {'whole/t': 'T 1.0; k 0', 'nucleus/t': 'T 1.0; k 0; p 1.0 (pitch 0.95)'}

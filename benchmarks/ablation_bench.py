@@ -17,14 +17,15 @@ A finished run keeps its result in ``W/<row>/seed<S>/ablation.json`` and is skip
 the table can be completed over several sittings; a half-finished run resumes its stages. A run
 started with other settings (budget, base, sample sets) is refused: use another ``--workdir``.
 
-Budget. Every run trains the songglm_sample config's full 600 + 250 steps of 8 x 1024 tokens,
-on a smaller model by default (``--model=small``: d_model 128, 2 layers, 4 heads, FF 512 -- the
-paper's architecture otherwise, ``configs/ablations.py``): 0.15 ms a token against 0.40 at the
-sample's size, so ~20 minutes a run instead of 48 (an estimate from per-token times; each run
-records its wall time), plus 2-7 minutes of singing and evaluating 10 sample sets; 11 rows x 2
-seeds take ~8 hours, over several sittings. The first budget, 70 + 30 steps on the sample's
-model, left the model barely trained (README "Ablations"): a table at it would measure
-under-training, not the paper's components.
+Budget. Every run trains 600 + 250 steps of 8 x 1024 tokens (songglm_sample's schedule when the
+table was made; it is 1120 + 466 on a smaller model since 2026-11-26), on a smaller model by
+default (``--model=small``: d_model 128, 2 layers, 4 heads, FF 512 -- the paper's architecture
+otherwise, ``configs/ablations.py``): 0.15 ms a token against 0.40 at the sample's size, so ~20
+minutes a run instead of 48 (an estimate from per-token times; each run records its wall time),
+plus 2-7 minutes of singing and evaluating 10 sample sets; 11 rows x 2 seeds take ~8 hours, over
+several sittings. The first budget, 70 + 30 steps on the sample's model, left the model barely
+trained (README "Ablations"): a table at it would measure under-training, not the paper's
+components.
 
 Output: the markdown table (mean +- std over seeds of every metric, the paper's row beside ours,
 ``*`` where our row differs from ``full`` by more than 2 standard errors, budget, wall time,

@@ -117,9 +117,10 @@ def get_config(arg: str = ''):
   c.model.update(field_conditioning='none', phrase_position=False, note_syllable_stress=False)
   c.generate.update(stress_beat_bias=0.0, phrase_rest_bias=0.0, stress_duration_bias=0.0,
                     phrase_final_long_bias=0.0, legato_bias=0.0, duration_offsets='')
-  # Pitch at T 1.0 over the whole distribution, as every row of docs/ablations.md was sung
-  # (songglm_sample samples pitch at 1.2, top-p 0.95, since 2026-11-26: chosen for its own model).
-  c.generate.temperature.pitch = 1.0
+  # Pitch and word id at T 1.0 over the whole distribution, as every row of docs/ablations.md
+  # was sung (songglm_sample samples pitch at 1.2 in top-p 0.95 and the word id at 1.2 since
+  # 2026-11-26: chosen for its own model).
+  c.generate.temperature.update(pitch=1.0, word_id=1.0)
   c.generate.top_p.pitch = 1.0
   VARIANTS[variant](c)
   return c

@@ -209,14 +209,15 @@ def test_every_row_decodes_without_the_lyric_melody_priors():
             g.phrase_final_long_bias, g.legato_bias) == (0, 0, 0, 0, 0)
 
 
-def test_every_row_samples_pitch_as_the_table_was_sung():
-  """docs/ablations.md was sung with pitch at T 1.0, no top-p; the sample config's is not."""
+def test_every_row_samples_pitch_and_word_as_the_table_was_sung():
+  """docs/ablations.md was sung with pitch and word id at T 1.0, no top-p; the sample config's
+  are not."""
   from configs import songglm_sample
   g = songglm_sample.get_config().generate
-  assert (g.temperature.pitch, g.top_p.pitch) != (1.0, 1.0)  # else: an empty test
+  sung = lambda g: (g.temperature.pitch, g.top_p.pitch, g.temperature.word_id)  # noqa: E731
+  assert sung(g) != (1.0, 1.0, 1.0)  # else: an empty test
   for name in ('full', 'clm', 'no_2d_positions'):
-    g = ablations.get_config(f'{name},songglm_sample').generate
-    assert (g.temperature.pitch, g.top_p.pitch) == (1.0, 1.0)
+    assert sung(ablations.get_config(f'{name},songglm_sample').generate) == (1.0, 1.0, 1.0)
 
 
 @pytest.mark.parametrize('flag, message', [('--rows=nope', "--rows: unknown row(s) ['nope']"),

@@ -22,7 +22,8 @@ from absl import logging
 
 
 def _cluster_helpers():
-  """JAX's (private) cluster modules ``(cloud_tpu_cluster, slurm_cluster)``, or None with a warning."""
+  """JAX's (private) cluster modules ``(cloud_tpu_cluster, slurm_cluster)``, or None (with a
+  warning) when this JAX version does not have them."""
   try:
     from jax._src.clusters import cloud_tpu_cluster, slurm_cluster  # pylint: disable=g-import-not-at-top
   except ImportError as e:  # JAX moved its cluster helpers: callers fall back to SLURM's variables

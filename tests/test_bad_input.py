@@ -170,6 +170,8 @@ def test_main_workdir_that_is_a_file(a_file):
      'number in 0 .. 4294967295'),
     ('--temperature=nan', 'generate.temperature: got '),
     ('--temperature=pitch=inf', 'expected finite numbers'),
+    ('--top_p=pitch=1.5', 'generate.top_p: got '),  # the sample config samples pitch in top-p
+    ('--top_p=0', 'expected values in (0, 1]'),
     ('--top_k=bar=2.5', None),  # an int flag value that does not parse
 ])
 def test_generate_sampling_values_out_of_range(trained, tmp_path, flag, needle):

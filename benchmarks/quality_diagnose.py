@@ -1,6 +1,6 @@
 r"""Why a quality run's melodies differ from the human ones, figure by figure.
 
-    .venv/bin/python benchmarks/quality_diagnose.py --run=RUN [--json=OUT]
+    .venv/bin/python benchmarks/quality_diagnose.py --run=RUN [--json=OUT] [--influence]
 
 ``RUN`` is a folder as ``benchmarks/quality_bench.py`` writes it (``W/quality/<tag>/``):
 ``RUN/reference/NAME.mid`` (the human validation songs) and ``RUN/generated/sample_K/NAME.mid``
@@ -11,9 +11,12 @@ folders is one sample set. Files are found, read and paired as the evaluation do
 Prints a table -- figure, reference, generated (pooled over the sample sets, +- the std over
 the sets), generated minus reference -- grouped as timing, durations, pitch, phrase ends, stress,
 position in song (``songglm_jax/metrics/diagnose.py`` defines every figure; fractions are
-printed as percentages, their difference in percentage points). The last line is one JSON object
-with every figure (NaN as null), also written to ``--json`` when given and to
-``benchmarks/results/quality_diagnose.json``. A missing ``RUN`` is a one-line error (exit 1).
+printed as percentages, their difference in percentage points). ``--influence`` adds, for each
+OA metric, the songs whose leaving out raises it most (``songglm_jax/metrics/influence.py``: one
+far-off reference song can hold OA down; 10-40 s more), also under the JSON key ``influence``.
+The last line is one JSON object with every figure (NaN as null), also written to ``--json``
+when given and to ``benchmarks/results/quality_diagnose.json``. A missing ``RUN`` is a one-line
+error (exit 1).
 """
 
 import os
@@ -105,10 +108,24 @@ def table(result: dict) -> str:
   return '\n'.join(lines)
 
 
+def influence_table(influence: dict) -> str:
+  """The ``--influence`` block: each OA with every song, and without the songs that hold it
+  down most."""
+  lines = ['Influence on OA (one song and its generated songs left out; mean over the sets)']
+  for key, v in influence.items():
+    lines.append(f'  {key:<7} {100 * v["all"]:6.2f} with every song')
+    for s in v['songs']:
+      value = '' if s['value'] is None else f' (mean IOI {s["value"]:.0f} ticks)'
+      lines.append(f'  {"":<7} {100 * s["without"]:6.2f} without {s["song"]}{value}')
+  return '\n'.join(lines)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
   parser.add_argument('--run', required=True, help='run folder with reference/ and generated/')
   parser.add_argument('--json', default=None, help='also write the JSON result here')
+  parser.add_argument('--influence', action='store_true',
+                      help='also list, for each OA, the songs whose leaving out raises it most')
   args = parser.parse_args()
   from songglm_jax.metrics import diagnose, evaluation
 
@@ -118,6 +135,9 @@ def main():
     reference, sets, skipped = read_run(run)
     seconds_read = time.perf_counter() - t0
     result = diagnose.diagnose(reference, sets)
+    if args.influence:
+      from songglm_jax.metrics import influence
+      result['influence'] = influence.oa_influence(reference, sets)
   except ValueError as e:
     _fail(str(e))
   result = {'run': str(run.resolve()), **result, 'skipped': skipped,
@@ -127,6 +147,8 @@ def main():
         f'({result["misaligned"]} misaligned; skipped files: {skipped or "none"})')
   print(f'durations shown (ticks): {result["duration_values"]}')
   print(table(result))
+  if 'influence' in result:
+    print(influence_table(result['influence']))
   result = evaluation.json_ready(result)
   if args.json:
     from songglm_jax import atomic

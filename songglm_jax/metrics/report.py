@@ -76,7 +76,8 @@ def write_plots(folder: str | os.PathLike, generated_sets: Sequence[Mapping[str,
                 reference: Mapping[str, Song]) -> list[pathlib.Path]:
   """PNGs comparing the generated songs (all sets pooled) with the reference songs:
   ``alignment.png`` (notes per syllable), ``pitch_classes.png``, ``durations.png`` (the duration
-  classes that occur), ``ioi.png`` (mean inter-onset interval per song). Returns the paths."""
+  classes that occur), ``ioi.png`` (mean inter-onset interval per song, each set as a share of its
+  songs: :func:`ioi_histogram`). Returns the paths."""
   import matplotlib
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt
@@ -116,18 +117,42 @@ def write_plots(folder: str | os.PathLike, generated_sets: Sequence[Mapping[str,
        [str(int(d)) for d in features.DURATION_CLASSES[used]], g_dd[used], r_dd[used],
        'duration (ticks, 480 per quarter)', 'share of notes')
   fig, ax = plt.subplots(figsize=(6.0, 3.6))
-  both = np.concatenate([gen['IOI'][:, 0], ref['IOI'][:, 0]])
-  edges = np.linspace(both.min(), both.max() + 1e-9, 31) if len(both) else 10
-  ax.hist(gen['IOI'][:, 0], bins=edges, alpha=0.6, label='generated')
-  ax.hist(ref['IOI'][:, 0], bins=edges, alpha=0.6, label='reference')
+  h = ioi_histogram(gen['IOI'][:, 0], ref['IOI'][:, 0])
+  for key, label in (('generated', 'generated'), ('reference', 'reference')):
+    ax.stairs(h[key], h['edges'], fill=True, alpha=0.6,
+              label=f'{label} ({h[key + "_songs"]} songs, median {h[key + "_median"]:.0f})')
   ax.set(title='Mean inter-onset interval per song (IOI)', xlabel='ticks (480 per quarter)',
-         ylabel='songs')
+         ylabel='share of songs')
   ax.legend()
   fig.tight_layout()
   fig.savefig(out / 'ioi.png', dpi=120)
   plt.close(fig)
   written.append(out / 'ioi.png')
   return written
+
+
+def ioi_histogram(generated: np.ndarray, reference: np.ndarray, bins: int = 30) -> dict:
+  """What ``ioi.png`` draws: both sets' mean IOI per song on shared bin edges, each as a share of
+  its own songs (the generated songs of every sample set pooled outnumber the reference songs
+  by the number of sets; counts would hide where the two lie), with their medians.
+
+  Returns:
+    ``{'edges': [bins + 1], 'generated': [bins], 'reference': [bins]`` (each summing to 1, zeros
+    for an empty set), ``'generated_median'``, ``'reference_median'`` (NaN when empty),
+    ``'generated_songs'``, ``'reference_songs'``}.
+  """
+  generated = np.asarray(generated, np.float64)
+  reference = np.asarray(reference, np.float64)
+  both = np.concatenate([generated, reference])
+  lo, hi = (both.min(), both.max()) if len(both) else (0.0, 1.0)
+  edges = np.linspace(lo, max(hi, lo + 1.0) + 1e-9, bins + 1)
+  out = {'edges': edges}
+  for key, values in (('generated', generated), ('reference', reference)):
+    counts = np.histogram(values, bins=edges)[0].astype(np.float64)
+    out[key] = counts / len(values) if len(values) else counts
+    out[key + '_median'] = float(np.median(values)) if len(values) else float('nan')
+    out[key + '_songs'] = len(values)
+  return out
 
 
 def _mean(m: np.ndarray) -> np.ndarray:

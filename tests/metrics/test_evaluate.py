@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import symusic
 
-from songglm_jax.metrics import evaluation, oracle
+from songglm_jax.metrics import evaluation, oracle, report
 from songglm_jax.music import midi
 from tests.conftest import REPO, require_sample
 from tests.metrics.helpers import random_set, transposed
@@ -219,3 +219,16 @@ def test_score_files_past_the_size_bound_are_skipped_unread(tmp_path):
   r = evaluation.evaluate_dirs(tmp_path / 'gen', tmp_path / 'reference')
   assert r['num_pairs'] == 2 and r['skipped'] == {'too_long': 1}
   assert [f['file'] for f in r['skipped_files']] == ['generated/huge.musicxml']
+
+
+def test_ioi_histogram_shows_each_set_as_a_share_of_its_songs():
+  ref = np.array([480.0, 500.0, 520.0, 1900.0])
+  h = report.ioi_histogram(np.tile(ref, 3), ref, bins=10)  # 3 sample sets of the same songs
+  assert h['generated'].tolist() == h['reference'].tolist()  # counts would be 3x apart
+  assert h['reference'].sum() == pytest.approx(1.0) and h['reference'][-1] == 0.25
+  assert h['edges'][0] == 480.0 and h['edges'][-1] == pytest.approx(1900.0)
+  assert (h['generated_median'], h['reference_median']) == (510.0, 510.0)
+  assert (h['generated_songs'], h['reference_songs']) == (12, 4)
+  empty = report.ioi_histogram(np.zeros(0), np.array([500.0, 500.0]), bins=4)
+  assert empty['generated'].tolist() == [0.0] * 4 and math.isnan(empty['generated_median'])
+  assert empty['reference'].sum() == pytest.approx(1.0)

@@ -11,7 +11,8 @@ the previous one ends). This small model leaves rests at 16.5% of its syllables 
 (the corpus: 1.4%), which put its mean inter-onset interval per song near 666 ticks against the
 corpus' 528 (``W/eval/plots/ioi.png``); with the prior it sings 533. OA(IOI) reads 81.6 -> 73.8,
 but that is one validation song: without Josquin's "Mille regrets" (mean IOI 1914 ticks) it is
-84.9 -> 84.5, within the std (docs/quality.md, "The tiny default").
+84.9 -> 84.5, within the std (seed 1: 82.7 -> 85.3; docs/quality.md diagnosis 14 and "The tiny
+default").
 """
 
 from songglm_jax import config as base

@@ -14,6 +14,7 @@ set and feature; leaving a song out deletes its row and column.
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -45,7 +46,8 @@ def oa_influence(reference: Mapping[str, Song],
     'value'}]}}`` for each feature F of ``features.FEATURES``: ``without`` is the mean over the
     sets of OA without that song (and its generated songs), ``gain`` its difference to ``all``,
     ``value`` the reference song's feature (the mean IOI in ticks for IOI; None for the
-    histogram features); the ``top`` largest gains first. Fractions as the evaluation reports
+    histogram features); the ``top`` largest gains first (NaN gains last: OA is NaN where a
+    distance set has no spread, ``overlap.overlap_area``). Fractions as the evaluation reports
     them (0..1). Sets with fewer than 3 pairs are left out (OA of 2 songs without one is
     undefined).
 
@@ -79,6 +81,6 @@ def oa_influence(reference: Mapping[str, Song],
         w = float(np.nanmean(v))
         value = float(ref_rows[feature][index[n]][0]) if feature == 'IOI' else None
         rows.append({'song': n, 'without': w, 'gain': w - base, 'value': value})
-    rows.sort(key=lambda r: (-r['gain'], r['song']))
+    rows.sort(key=lambda r: (-r['gain'] if r['gain'] == r['gain'] else math.inf, r['song']))
     out[f'OA_{feature}'] = {'all': base, 'songs': rows[:top]}
   return out

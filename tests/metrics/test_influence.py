@@ -87,3 +87,15 @@ def test_quality_diagnose_influence_prints_and_writes_the_block(planted, tmp_pat
   assert 'Influence on OA' in r.stdout
   assert any(line.split()[1:3] == ['without', 's4'] for line in r.stdout.splitlines()
              if 'mean IOI' in line)
+
+
+def test_an_undefined_oa_is_nan_not_an_error(planted):
+  reference, _ = planted
+  # Every generated song moves one quarter note per note: all mean IOIs equal, no spread, so
+  # OA(IOI) is undefined (NaN) with every song and without any; the other features still rank.
+  even = {n: s.replace(onset=np.arange(len(s.onset)) * 480, offset=np.arange(len(s.onset)) * 480
+                       + 240, syllable_onset=None) for n, s in reference.items()}
+  result = influence.oa_influence(reference, [('sample_0', even), ('sample_1', even)])
+  assert np.isnan(result['OA_IOI']['all'])
+  assert all(np.isnan(r['gain']) for r in result['OA_IOI']['songs'])
+  assert not np.isnan(result['OA_PCH']['all']) and result['OA_PCH']['songs']

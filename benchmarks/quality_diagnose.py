@@ -113,10 +113,11 @@ def influence_table(influence: dict) -> str:
   down most."""
   lines = ['Influence on OA (one song and its generated songs left out; mean over the sets)']
   for key, v in influence.items():
-    lines.append(f'  {key:<7} {100 * v["all"]:6.2f} with every song')
+    lines.append(f'  {key:<7} {100 * v["all"]:6.2f} +-{100 * v["all_std"]:5.2f} with every song')
     for s in v['songs']:
       value = '' if s['value'] is None else f' (mean IOI {s["value"]:.0f} ticks)'
-      lines.append(f'  {"":<7} {100 * s["without"]:6.2f} without {s["song"]}{value}')
+      lines.append(f'  {"":<7} {100 * s["without"]:6.2f} +-{100 * s["without_std"]:5.2f} '
+                   f'without {s["song"]}{value}')
   return '\n'.join(lines)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from scipy.spatial import distance as sp_distance
 
 from songglm_jax.metrics import features, overlap
+from songglm_jax.metrics.evaluation import set_std
 from songglm_jax.music.song import Song
 
 TOP = 3  # songs listed per feature
@@ -42,9 +43,10 @@ def oa_influence(reference: Mapping[str, Song],
     top: how many songs to list per feature.
 
   Returns:
-    ``{'OA_<F>': {'all': mean OA over the sets, 'songs': [{'song', 'without', 'gain',
-    'value'}]}}`` for each feature F of ``features.FEATURES``: ``without`` is the mean over the
-    sets of OA without that song (and its generated songs), ``gain`` its difference to ``all``,
+    ``{'OA_<F>': {'all': mean OA over the sets, 'all_std', 'songs': [{'song', 'without',
+    'without_std', 'gain', 'value'}]}}`` for each feature F of ``features.FEATURES``:
+    ``without`` is the mean over the sets of OA without that song (and its generated songs),
+    the ``*_std`` the sample std over the sets (``evaluation.set_std``), ``gain`` its difference to ``all``,
     ``value`` the reference song's feature (the mean IOI in ticks for IOI; None for the
     histogram features); the ``top`` largest gains first (NaN gains last: OA is NaN where a
     distance set has no spread, ``overlap.overlap_area``). Fractions as the evaluation reports
@@ -73,6 +75,7 @@ def oa_influence(reference: Mapping[str, Song],
       for i, n in enumerate(p):
         keep = np.arange(len(p)) != i
         without[n].append(_oa(intra[np.ix_(keep, keep)], inter[np.ix_(keep, keep)]))
+    all_oa = np.asarray(all_oa, np.float64)
     base = float(np.nanmean(all_oa)) if not np.all(np.isnan(all_oa)) else float('nan')
     rows = []
     for n in names:
@@ -80,7 +83,9 @@ def oa_influence(reference: Mapping[str, Song],
       if v.size and not np.all(np.isnan(v)):
         w = float(np.nanmean(v))
         value = float(ref_rows[feature][index[n]][0]) if feature == 'IOI' else None
-        rows.append({'song': n, 'without': w, 'gain': w - base, 'value': value})
+        rows.append({'song': n, 'without': w, 'without_std': set_std(v[~np.isnan(v)]),
+                     'gain': w - base, 'value': value})
     rows.sort(key=lambda r: (-r['gain'] if r['gain'] == r['gain'] else math.inf, r['song']))
-    out[f'OA_{feature}'] = {'all': base, 'songs': rows[:top]}
+    out[f'OA_{feature}'] = {'all': base, 'all_std': set_std(all_oa[~np.isnan(all_oa)]),
+                            'songs': rows[:top]}
   return out

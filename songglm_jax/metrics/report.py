@@ -118,9 +118,9 @@ def write_plots(folder: str | os.PathLike, generated_sets: Sequence[Mapping[str,
        'duration (ticks, 480 per quarter)', 'share of notes')
   fig, ax = plt.subplots(figsize=(6.0, 3.6))
   h = ioi_histogram(gen['IOI'][:, 0], ref['IOI'][:, 0])
-  for key, label in (('generated', 'generated'), ('reference', 'reference')):
+  for key in ('generated', 'reference'):
     ax.stairs(h[key], h['edges'], fill=True, alpha=0.6,
-              label=f'{label} ({h[key + "_songs"]} songs, median {h[key + "_median"]:.0f})')
+              label=f'{key} ({h[key + "_songs"]} songs, median {h[key + "_median"]:.0f})')
   ax.set(title='Mean inter-onset interval per song (IOI)', xlabel='ticks (480 per quarter)',
          ylabel='share of songs')
   ax.legend()

@@ -41,6 +41,7 @@ def test_oa_with_every_song_and_without_one_match_the_evaluation(planted):
   full = evaluation.evaluate_sets(sets, reference)
   for key in evaluation.OA_KEYS:
     assert result[key]['all'] == pytest.approx(full[key], abs=1e-9), key
+    assert result[key]['all_std'] == pytest.approx(full[key + '_std'], abs=1e-9), key
   for name in ('s2', 's4'):
     less = [(k, {n: s for n, s in g.items() if n != name}) for k, g in sets]
     smaller = evaluation.evaluate_sets(less, {n: s for n, s in reference.items() if n != name})
@@ -48,6 +49,7 @@ def test_oa_with_every_song_and_without_one_match_the_evaluation(planted):
       row = next(r for r in result[key]['songs'] if r['song'] == name)
       assert row['without'] == pytest.approx(smaller[key], abs=1e-9), (key, name)
       assert row['gain'] == pytest.approx(row['without'] - result[key]['all'], abs=1e-12)
+      assert row['without_std'] == pytest.approx(smaller[key + '_std'], abs=1e-9), (key, name)
 
 
 def test_a_far_off_reference_song_is_named_first_for_ioi(planted):
@@ -85,8 +87,8 @@ def test_quality_diagnose_influence_prints_and_writes_the_block(planted, tmp_pat
   last = json.loads(r.stdout.strip().splitlines()[-1])
   assert last['influence']['OA_IOI']['songs'][0]['song'] == 's4'
   assert 'Influence on OA' in r.stdout
-  assert any(line.split()[1:3] == ['without', 's4'] for line in r.stdout.splitlines()
-             if 'mean IOI' in line)
+  ioi = r.stdout[r.stdout.index('  OA_IOI'):].splitlines()
+  assert ioi[1].split()[2:4] == ['without', 's4'] and '(mean IOI' in ioi[1]
 
 
 def test_an_undefined_oa_is_nan_not_an_error(planted):

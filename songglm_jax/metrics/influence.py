@@ -8,8 +8,9 @@ change of method moved OA or only moved it against such a song is then a questio
 
 :func:`oa_influence` answers it: for each feature and each song name it leaves that name's
 reference song and its generated songs out of every sample set and recomputes OA, so a large
-gain names the song that holds the metric down. The distance matrices are computed once per
-set and feature; leaving a song out deletes its row and column.
+gain names the song that holds the metric down. The features are computed once per set and the
+distances (``overlap.distance_sets``) once per set and feature; leaving a song out deletes its
+row and column.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import math
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy.spatial import distance as sp_distance
 
 from songglm_jax.metrics import features, overlap
 from songglm_jax.metrics.evaluation import set_std
@@ -46,12 +46,12 @@ def oa_influence(reference: Mapping[str, Song],
     ``{'OA_<F>': {'all': mean OA over the sets, 'all_std', 'songs': [{'song', 'without',
     'without_std', 'gain', 'value'}]}}`` for each feature F of ``features.FEATURES``:
     ``without`` is the mean over the sets of OA without that song (and its generated songs),
-    the ``*_std`` the sample std over the sets (``evaluation.set_std``), ``gain`` its difference to ``all``,
-    ``value`` the reference song's feature (the mean IOI in ticks for IOI; None for the
-    histogram features); the ``top`` largest gains first (NaN gains last: OA is NaN where a
-    distance set has no spread, ``overlap.overlap_area``). Fractions as the evaluation reports
-    them (0..1). Sets with fewer than 3 pairs are left out (OA of 2 songs without one is
-    undefined).
+    the ``*_std`` the sample std over the sets (``evaluation.set_std``), ``gain`` its
+    difference to ``all``, ``value`` the reference song's feature (the mean IOI in ticks for
+    IOI; None for the histogram features); the ``top`` largest gains first (NaN gains last: OA
+    is NaN where a distance set has no spread, ``overlap.overlap_area``). Fractions as the
+    evaluation reports them (0..1). Sets with fewer than 3 pairs are left out (OA of 2 songs
+    without one is undefined).
 
   Raises:
     ValueError: no set has 3 or more pairs.
@@ -63,14 +63,15 @@ def oa_influence(reference: Mapping[str, Song],
   names = sorted({n for _, p in used for n in p})
   ref_rows = features.feature_matrices([reference[n] for n in names])
   index = {n: i for i, n in enumerate(names)}
+  gen_rows = [features.feature_matrices([g[n] for n in p]) for g, p in used]  # once per set
   out = {}
   for feature in features.FEATURES:
     all_oa, without = [], {n: [] for n in names}
-    for g, p in used:
-      gen = np.asarray(features.feature_matrices([g[n] for n in p])[feature], np.float64)
-      ref = np.asarray(ref_rows[feature], np.float64)[[index[n] for n in p]]
-      intra = sp_distance.cdist(gen, gen, 'euclidean')
-      inter = sp_distance.cdist(gen, ref, 'euclidean')
+    for rows_of_set, (_, p) in zip(gen_rows, used):
+      # The evaluation's distance sets, as square matrices: leaving a song out deletes its row
+      # and column.
+      intra, inter = (d.reshape(len(p), len(p)) for d in overlap.distance_sets(
+          rows_of_set[feature], np.asarray(ref_rows[feature])[[index[n] for n in p]]))
       all_oa.append(_oa(intra, inter))
       for i, n in enumerate(p):
         keep = np.arange(len(p)) != i

@@ -1,11 +1,16 @@
-"""benchmarks/quality_bench.py and quality_table.py on bad input: a missing corpus is a reported
-skip (exit 0, JSON last line says why), a folder without results is one line (exit 1)."""
+"""benchmarks/quality_bench.py, quality_table.py and quality_diagnose.py on bad input: a missing
+corpus is a reported skip (exit 0, JSON last line says why), a folder without results, a missing
+run folder or too few songs for --influence is one line (exit 1)."""
 
 import json
 import subprocess
 import sys
 
+import numpy as np
+
+from songglm_jax.music import midi
 from tests.conftest import REPO
+from tests.metrics.helpers import random_set
 from tests.train import helpers
 
 
@@ -70,3 +75,24 @@ def test_quality_table_names_a_top_p_below_one_and_only_then(tmp_path):
   cells = {line.split(' | ')[0].lstrip('| '): line.split(' | ')[2]
            for line in r.stdout.splitlines() if line.startswith('| ') and '/t ' in line}
   assert cells == {'whole/t': 'T 1.0; k 0', 'nucleus/t': 'T 1.0; k 0; p 1.0 (pitch 0.95)'}
+
+
+def test_quality_diagnose_bad_run_is_one_line(tmp_path):
+  r = _run(tmp_path, 'benchmarks/quality_diagnose.py', f'--run={tmp_path / "none"}')
+  assert r.returncode == 1 and r.stdout == ''
+  assert r.stderr.strip().splitlines() == [
+      f'quality_diagnose: error: --run: not a folder: {tmp_path / "none"}']
+
+
+def test_quality_diagnose_influence_on_too_few_songs_is_one_line(tmp_path):
+  run = tmp_path / 'run'
+  for folder in ('reference', 'generated/sample_0'):
+    (run / folder).mkdir(parents=True)
+    for name, song in random_set(np.random.default_rng(0), 2).items():
+      midi.write_midi(song, run / folder / f'{name}.mid')
+  r = _run(tmp_path, 'benchmarks/quality_diagnose.py', f'--run={run}', '--influence')
+  assert r.returncode == 1
+  assert r.stderr.strip().splitlines() == [
+      'quality_diagnose: error: oa_influence: no sample set has 3 or more songs with a '
+      'reference song']
+  assert not (tmp_path / 'results' / 'quality_diagnose.json').exists()  # nothing written

@@ -35,6 +35,7 @@ SAMPLE_LYRICS = ('Twinkle, twinkle, little star, how I wonder what you are. '
 # workdir did: a resumed or reused stage whose config.json lacks one is read with this value.
 LATER_FIELDS = {**{f'model.{k}': v for k, v in model_config.LATER_FIELDS.items()},
                 'pipeline.finetune_mask': 'MASK', 'pretrain.seq_len': 0, 'finetune.seq_len': 0,
+                'pretrain.dropout_rate': -1.0, 'finetune.dropout_rate': -1.0,
                 'data.records_per_shard': 0}
 
 
@@ -48,6 +49,8 @@ def _train_section(**kw) -> ml_collections.ConfigDict:
                                    # at most model.max_len
   s.grad_accum_steps = 1           # micro-batches per update (rows i, i+k, ...; same update)
   s.learning_rate = kw['learning_rate']  # peak of the one-cycle schedule
+  s.dropout_rate = -1.0            # dropout while this stage trains, in [0, 1); -1 = the
+                                   # model's (model.dropout_rate)
   s.warmup_fraction = 0.2          # share of num_train_steps with linear warm-up
   s.checkpoint_every_steps = 100   # save W/<stage>/checkpoints/<step> this often and at the end
   s.keep_checkpoints = 3           # newest checkpoints kept (older ones are deleted)

@@ -29,6 +29,7 @@ the step; the newest checkpoint is the last good one).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import pathlib
 import time
@@ -140,6 +141,21 @@ def check_stage_config(config: ml_collections.ConfigDict, stage: str) -> None:
   section = config[stage]
   optim.OptimConfig.from_config(config.optim, section, stage)
   _check_accumulation(section, stage)
+  stage_model_config(config, stage)
+
+
+def stage_model_config(config: ml_collections.ConfigDict, stage: str) -> ModelConfig:
+  """``config.model`` as training ``stage`` runs it: with the stage's own dropout rate when
+  ``config.<stage>.dropout_rate`` is set (>= 0). Dropout only acts in training, so the model a
+  stage saves is the same network whichever rate trained it."""
+  model_cfg = ModelConfig.from_config(config.model)
+  rate = float(config[stage].get('dropout_rate', -1.0))
+  if rate == -1.0:
+    return model_cfg
+  if not 0.0 <= rate < 1.0:  # NaN fails here too
+    raise ValueError(f'config.{stage}.dropout_rate={rate}: expected a number in [0, 1), or -1 '
+                     'for config.model.dropout_rate')
+  return dataclasses.replace(model_cfg, dropout_rate=rate)
 
 
 def _check_accumulation(section, stage: str) -> None:
@@ -334,7 +350,7 @@ def _train(config, work: pathlib.Path, stage: str, ckpt: ckpt_lib.Checkpoints, s
                      "(config.stages=prepare,...)")
   tokenizer = inference_lib.read_tokenizer(data_dir / 'vocab.json')
   sizes = tokenizer.field_sizes
-  model_cfg = ModelConfig.from_config(config.model)
+  model_cfg = stage_model_config(config, stage)
   opt_cfg = optim.OptimConfig.from_config(config.optim, section, stage)
   plan = Plan.from_config(config.mesh)
   opts = pipeline_options(config, section.batch_size, int(section.get('seq_len', 0)))

@@ -82,6 +82,7 @@ def test_a_stage_written_before_later_fields_existed_is_reused(tmp_path, capsys)
   old = json.loads(path.read_text())
   del old['model']['field_conditioning'], old['pipeline']['finetune_mask']
   del old['data']['records_per_shard']  # read as 0 (one file per split): free, data unchanged
+  del old['pretrain']['dropout_rate']  # read as -1: the model's rate, as before the field
   path.write_text(json.dumps(old))
   config = helpers.reference_config()
   assert loop.run_stage(config, work, 'pretrain')['skipped']
@@ -105,6 +106,33 @@ def test_accumulation_that_does_not_divide_the_batch_blames_the_accumulation(tmp
     assert str(e.value).startswith('config.pretrain.grad_accum_steps=3 does not divide '
                                    'config.pretrain.batch_size=4')
     assert 'mesh' not in str(e.value)
+
+
+def test_a_stage_trains_with_its_own_dropout_rate(tmp_path):
+  """config.<stage>.dropout_rate replaces model.dropout_rate while that stage trains (-1 keeps
+  the model's): the losses are those of a model configured with the stage's rate."""
+  def run(name, model_rate, stage_rate):
+    config = helpers.tiny_config(num_train_steps=3, checkpoint_every_steps=3, eval_every_steps=0,
+                                 dropout_rate=stage_rate)
+    config.model.dropout_rate = model_rate
+    work = helpers.workdir_with_data(tmp_path / name)
+    loop.run_stage(config, work, 'pretrain')
+    return helpers.losses(work)
+  none = run('none', 0.0, -1.0)
+  half = run('half', 0.5, -1.0)
+  assert all(half[s] != none[s] for s in none)
+  assert run('stage_none', 0.5, 0.0) == none
+  assert run('stage_half', 0.0, 0.5) == half
+
+
+@pytest.mark.parametrize('value', [1.0, -0.5, float('nan')])
+def test_a_bad_stage_dropout_rate_is_refused_with_the_config(tmp_path, value):
+  config = helpers.tiny_config()
+  config.finetune.dropout_rate = value
+  loop.check_stage_config(config, 'pretrain')
+  with pytest.raises(ValueError, match=r'^config\.finetune\.dropout_rate=.*: expected a number '
+                     r'in \[0, 1\), or -1 for config\.model\.dropout_rate$'):
+    loop.check_stage_config(config, 'finetune')
 
 
 @pytest.mark.parametrize('value', [float('nan'), float('inf'), -1e-3])

@@ -186,6 +186,7 @@ def main(argv):
   work = pathlib.Path(FLAGS.workdir or common.REPO / 'workdir' / 'quality' / stem)
   from songglm_jax import atomic
   from songglm_jax.job import eval_stage
+  from songglm_jax.train import loop
   work.mkdir(parents=True, exist_ok=True)
   t_all = time.perf_counter()
   atomic.write_text(work / 'config.json', config.to_json(indent=1, sort_keys=True) + '\n')
@@ -213,6 +214,8 @@ def main(argv):
   rows.append(('SongGLM (paper)', PAPER))
   print(table(rows))
   train_steps = {s: int(config[s].num_train_steps) for s in ('pretrain', 'finetune')}
+  train_dropout = {s: loop.stage_model_config(config, s).dropout_rate
+                   for s in ('pretrain', 'finetune')}
   bench = {
       'workdir': str(work), 'tag': tag, 'config_file': config_file,
       'config_overrides': config_flags.get_override_values(FLAGS['config']),
@@ -225,7 +228,8 @@ def main(argv):
       'seconds_total_this_run': time.perf_counter() - t_all,
       'seconds_training_total': sum(v for k, v in seconds.items()
                                     if k in STAGES and v is not None),
-      'train_steps': train_steps, 'model': config.model.to_dict(),
+      'train_steps': train_steps, 'train_dropout': train_dropout,
+      'model': config.model.to_dict(),
       'calibration_random_human': calib, 'paper': PAPER, 'targets': TARGETS,
   }
   (out / 'bench.json').write_text(json.dumps(bench, indent=1) + '\n')

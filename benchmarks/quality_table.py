@@ -75,9 +75,10 @@ SAMPLE_SIZE = {'d_model': 256, 'num_layers': 4, 'd_ff': 512}
 SAMPLE_STEPS = {'pretrain': 600, 'finetune': 250}
 
 
-def model_name(m: dict, steps: dict | None = None) -> str:
+def model_name(m: dict, steps: dict | None = None, dropout: dict | None = None) -> str:
   """The model options a run trained with, in few words; its size ('d192 x 3, FF 384') and
-  step counts ('steps 1120 + 466') when they are not SAMPLE_SIZE / SAMPLE_STEPS."""
+  step counts ('steps 1120 + 466') when they are not SAMPLE_SIZE / SAMPLE_STEPS, and a stage's
+  dropout ('fine-tune dropout 0.3') when it is not the model's."""
   if not m:
     return '-'
   parts = ['chain' if m.get('field_conditioning') == 'chain' else 'independent']
@@ -88,6 +89,10 @@ def model_name(m: dict, steps: dict | None = None) -> str:
     out += f'; d{m.get("d_model")} x {m.get("num_layers")}, FF {m.get("d_ff")}'
   if steps and any(steps.get(k, v) != v for k, v in SAMPLE_STEPS.items()):
     out += f'; steps {steps.get("pretrain", 0)} + {steps.get("finetune", 0)}'
+  for stage, name in (('pretrain', 'pre-train'), ('finetune', 'fine-tune')):
+    rate = (dropout or {}).get(stage, m.get('dropout_rate'))
+    if rate != m.get('dropout_rate'):
+      out += f'; {name} dropout {rate:g}'
   return out
 
 
@@ -141,7 +146,7 @@ def main():
   rows = []
   for b in benches:
     name = f'{pathlib.Path(b["workdir"]).name}/{b["tag"]}'
-    cells = [name, model_name(b.get('model') or {}, b.get('train_steps')), sampling(b)] + [_cell(b['metrics'], k) for k, _ in COLS] + [
+    cells = [name, model_name(b.get('model') or {}, b.get('train_steps'), b.get('train_dropout')), sampling(b)] + [_cell(b['metrics'], k) for k, _ in COLS] + [
         str(b['num_invalid']), _minutes(b, ('prepare', 'pretrain', 'finetune')),
         _minutes(b, ('generate_evaluate',))]
     lines.append('| ' + ' | '.join(cells) + ' |')

@@ -37,29 +37,34 @@ def test_quality_table_without_results_is_one_line(tmp_path):
   assert r.stderr.strip().splitlines() == [f'quality_table: no bench.json under [{str(tmp_path / "none")!r}]']
 
 
-def _bench(folder, model, steps, generate=None):
+def _bench(folder, model, steps, generate=None, **more):
   folder.mkdir(parents=True)
   (folder / 'bench.json').write_text(json.dumps({
       'workdir': str(folder.parent.parent), 'tag': folder.name, 'model': model,
       'train_steps': steps, 'generate_options': generate or {}, 'metrics': {'OA_A': 95.0},
-      'num_invalid': 0, 'seconds': {'pretrain': 60.0}, 'paper': {'OA_A': 96.83}}))
+      'num_invalid': 0, 'seconds': {'pretrain': 60.0}, 'paper': {'OA_A': 96.83}, **more}))
 
 
-def test_quality_table_names_a_model_size_and_schedule_other_than_the_sample_one(tmp_path):
+def test_quality_table_names_a_model_size_schedule_and_stage_dropout_other_than_the_sample_one(
+    tmp_path):
   base = dict(field_conditioning='chain', phrase_position=True, note_syllable_stress=False,
-              d_model=256, num_layers=4, d_ff=512)
-  _bench(tmp_path / 'same' / 'quality' / 't', base, {'pretrain': 600, 'finetune': 250})
+              d_model=256, num_layers=4, d_ff=512, dropout_rate=0.1)
+  _bench(tmp_path / 'same' / 'quality' / 't', base, {'pretrain': 600, 'finetune': 250},
+         train_dropout={'pretrain': 0.1, 'finetune': 0.1})
   _bench(tmp_path / 'small' / 'quality' / 't', dict(base, d_model=192, num_layers=3, d_ff=384),
          {'pretrain': 1120, 'finetune': 466})
   _bench(tmp_path / 'longer' / 'quality' / 't', base, {'pretrain': 600, 'finetune': 500})
-  r = _run(tmp_path, 'benchmarks/quality_table.py', *(str(tmp_path / n)
-                                                      for n in ('same', 'small', 'longer')))
+  _bench(tmp_path / 'dropout' / 'quality' / 't', base, {'pretrain': 600, 'finetune': 500},
+         train_dropout={'pretrain': 0.1, 'finetune': 0.3})
+  r = _run(tmp_path, 'benchmarks/quality_table.py', *(str(tmp_path / n) for n in (
+      'same', 'small', 'longer', 'dropout')))
   assert r.returncode == 0, r.stderr[-2000:]
   cells = {line.split(' | ')[0].lstrip('| '): line.split(' | ')[1]
            for line in r.stdout.splitlines() if line.startswith('| ') and '/t ' in line}
   assert cells == {'same/t': 'chain + phrase',
                    'small/t': 'chain + phrase; d192 x 3, FF 384; steps 1120 + 466',
-                   'longer/t': 'chain + phrase; steps 600 + 500'}
+                   'longer/t': 'chain + phrase; steps 600 + 500',
+                   'dropout/t': 'chain + phrase; steps 600 + 500; fine-tune dropout 0.3'}
 
 
 def test_quality_table_names_a_top_p_below_one_and_only_then(tmp_path):

@@ -21,7 +21,9 @@ songs can be put side by side (:func:`diagnose`). NumPy only; ticks at 480 per q
   (240), ``dotted`` (360 or 720), ``quarter`` (480), ``half_up`` (>= 960), ``other_value``.
 - **pitch**: ``pc_entropy_bits_{mean,std}`` -- entropy of each song's pitch-class histogram.
   ``in_key_{mean,std}`` -- the largest fraction of a song's notes inside one of the 12 major
-  (diatonic) scales. ``key_same_halves`` -- fraction of songs (>= 2 notes) whose first half of
+  (diatonic) scales. ``pc_top1_{mean,std}`` / ``pc_top3_{mean,std}`` -- the share of a song's
+  notes on its most frequent pitch class / on its three most frequent (how strongly it centres
+  on a few tones, whatever the key). ``key_same_halves`` -- fraction of songs (>= 2 notes) whose first half of
   notes (by index; the first ``ceil(n/2)``) and second half share a best-fitting major scale
   (ties count: the sets of best scales intersect). ``range_{mean,std}`` -- max - min pitch
   (semitones). ``abs_interval_mean`` -- mean |pitch difference| of consecutive notes (semitones),
@@ -283,6 +285,9 @@ def _pitch(t: _Table) -> dict[str, float]:
   out = _mean_std('pc_entropy_bits', _entropy_bits(t.song, pc, g))
   hist = np.bincount(t.song * 12 + pc, minlength=g * 12).reshape(g, 12)
   out.update(_mean_std('in_key', (hist @ SCALES.T).max(1) / t.count))
+  ranked = -np.sort(-hist, axis=1)  # each song's pitch-class counts, largest first
+  out.update(_mean_std('pc_top1', ranked[:, 0] / t.count))
+  out.update(_mean_std('pc_top3', ranked[:, :3].sum(1) / t.count))
   half = (2 * t.index) // t.count[t.song]  # 0 for the first ceil(n/2) notes, 1 after
   halves = np.bincount((t.song * 2 + half) * 12 + pc, minlength=g * 24).reshape(g, 2, 12)
   fit = halves @ SCALES.T  # [G, 2, 12] notes of each half inside each scale

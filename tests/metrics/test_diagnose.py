@@ -166,8 +166,8 @@ def test_chromatic_scale_is_seven_twelfths_in_key():
 def test_transposition_keeps_entropy_and_key_fit():
   song = random_song(np.random.default_rng(3), 12)
   a, b = diagnose.pitch([song]), diagnose.pitch([transposed(song, 5)])
-  for key in ('pc_entropy_bits_mean', 'in_key_mean', 'range_mean', 'abs_interval_mean',
-              'distinct_mean', 'key_same_halves'):
+  for key in ('pc_entropy_bits_mean', 'in_key_mean', 'pc_top1_mean', 'pc_top3_mean',
+              'range_mean', 'abs_interval_mean', 'distinct_mean', 'key_same_halves'):
     assert a[key] == pytest.approx(b[key]), key
 
 
@@ -195,6 +195,14 @@ def test_first_half_of_an_odd_song_holds_the_middle_note():
   # scales hold two (F, Bb, C, G, D, A, E, B, F# major) and share C and F with those of E F.
   # Split after two notes instead, Bb B (B, F# major) and A E F (C, F major) share none.
   assert diagnose.pitch([_melody([70, 71, 69, 64, 65])])['key_same_halves'] == 1.0
+
+
+def test_share_of_the_most_frequent_pitch_classes():
+  # C E C G C A: C 3 of 6, then E, G, A once each; C C# D D#: four classes once each.
+  p = diagnose.pitch([_melody([60, 64, 72, 67, 48, 69]), _melody([60, 61, 62, 63])])
+  assert p['pc_top1_mean'] == pytest.approx((3 / 6 + 1 / 4) / 2)
+  assert p['pc_top3_mean'] == pytest.approx((5 / 6 + 3 / 4) / 2)
+  assert p['pc_top1_std'] == pytest.approx((3 / 6 - 1 / 4) / 2)
 
 
 def test_interval_classes():

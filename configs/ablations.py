@@ -122,5 +122,8 @@ def get_config(arg: str = ''):
   # 2026-11-26: chosen for its own model).
   c.generate.temperature.update(pitch=1.0, word_id=1.0)
   c.generate.top_p.pitch = 1.0
+  # Every row fine-tuned with the model's dropout (songglm_sample fine-tunes with its own 0.2
+  # since 2026-11-26, docs/quality.md diagnosis 15).
+  c.finetune.dropout_rate = -1.0
   VARIANTS[variant](c)
   return c

@@ -220,6 +220,15 @@ def test_every_row_samples_pitch_and_word_as_the_table_was_sung():
     assert sung(ablations.get_config(f'{name},songglm_sample').generate) == (1.0, 1.0, 1.0)
 
 
+def test_every_row_fine_tunes_with_the_models_dropout_as_the_table_was_trained():
+  """docs/ablations.md was fine-tuned with model.dropout_rate; the sample config's
+  fine-tuning has its own rate."""
+  from configs import songglm_sample
+  assert songglm_sample.get_config().finetune.dropout_rate != -1.0  # else: an empty test
+  for name in ('full', 'scratch', 'no_alignment'):
+    assert ablations.get_config(f'{name},songglm_sample').finetune.dropout_rate == -1.0
+
+
 @pytest.mark.parametrize('flag, message', [('--rows=nope', "--rows: unknown row(s) ['nope']"),
                                            ('--seeds=x', '--seeds: expected comma-separated')])
 def test_the_runner_refuses_bad_rows_and_seeds_in_one_line(flag, message, tmp_path):

@@ -18,7 +18,7 @@ the table can be completed over several sittings; a half-finished run resumes it
 started with other settings (budget, base, sample sets) is refused: use another ``--workdir``.
 
 Budget. Every run trains 600 + 250 steps of 8 x 1024 tokens (songglm_sample's schedule when the
-table was made; it is 1120 + 466 on a smaller model since 2026-11-26), on a smaller model by
+table was made; it is 1120 + 800 on a smaller model since 2026-11-26), on a smaller model by
 default (``--model=small``: d_model 128, 2 layers, 4 heads, FF 512 -- the paper's architecture
 otherwise, ``configs/ablations.py``): 0.15 ms a token against 0.40 at the sample's size, so ~20
 minutes a run instead of 48 (an estimate from per-token times; each run records its wall time),

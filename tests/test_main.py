@@ -94,13 +94,15 @@ def test_console_keeps_project_info_and_every_warning_but_drops_library_info():
 
 
 def test_bad_training_settings_fail_before_any_stage_runs(tmp_path):
-  """learning_rate=nan and an accumulation that does not divide the batch: one line naming the
-  field, before prepare (nothing is written) rather than seconds into training."""
+  """learning_rate=nan, an accumulation that does not divide the batch and a stage dropout
+  outside [0, 1): one line naming the field, before prepare (nothing is written) rather than seconds into training."""
   import re
   import time
   for flag, field in (('--config.finetune.learning_rate=nan', 'config.finetune.learning_rate=nan'),
                       ('--config.pretrain.grad_accum_steps=3',
-                       'config.pretrain.grad_accum_steps=3 does not divide')):
+                       'config.pretrain.grad_accum_steps=3 does not divide'),
+                      ('--config.finetune.dropout_rate=1.5',
+                       'config.finetune.dropout_rate=1.5: expected a number in [0, 1)')):
     work = tmp_path / 'work'
     t0 = time.perf_counter()
     r = _main('--config=configs/default.py', f'--workdir={work}', flag,

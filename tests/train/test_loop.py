@@ -125,23 +125,19 @@ def test_a_stage_trains_with_its_own_dropout_rate(tmp_path):
   assert run('stage_half', 0.0, 0.5) == half
 
 
-@pytest.mark.parametrize('value', [1.0, -0.5, float('nan')])
-def test_a_bad_stage_dropout_rate_is_refused_with_the_config(tmp_path, value):
-  config = helpers.tiny_config()
-  config.finetune.dropout_rate = value
-  loop.check_stage_config(config, 'pretrain')
-  with pytest.raises(ValueError, match=r'^config\.finetune\.dropout_rate=.*: expected a number '
-                     r'in \[0, 1\), or -1 for config\.model\.dropout_rate$'):
-    loop.check_stage_config(config, 'finetune')
+_FINITE_RATE = r'expected a finite number > 0$'
+_DROPOUT = r'expected a number in \[0, 1\), or -1 for config\.model\.dropout_rate$'
 
 
-@pytest.mark.parametrize('value', [float('nan'), float('inf'), -1e-3])
-def test_a_bad_learning_rate_is_refused_with_the_config(value):
+@pytest.mark.parametrize('field, value, expected', [
+    ('learning_rate', float('nan'), _FINITE_RATE), ('learning_rate', float('inf'), _FINITE_RATE),
+    ('learning_rate', -1e-3, _FINITE_RATE), ('dropout_rate', 1.0, _DROPOUT),
+    ('dropout_rate', -0.5, _DROPOUT), ('dropout_rate', float('nan'), _DROPOUT)])
+def test_a_bad_stage_setting_is_refused_with_the_config(field, value, expected):
   config = helpers.tiny_config()
-  config.finetune.learning_rate = value
+  config.finetune[field] = value
   loop.check_stage_config(config, 'pretrain')
-  with pytest.raises(ValueError, match=r'^config\.finetune\.learning_rate=.*: expected a finite '
-                     r'number > 0$'):
+  with pytest.raises(ValueError, match=rf'^config\.finetune\.{field}=.*: ' + expected):
     loop.check_stage_config(config, 'finetune')
 
 

@@ -146,7 +146,8 @@ def main():
   rows = []
   for b in benches:
     name = f'{pathlib.Path(b["workdir"]).name}/{b["tag"]}'
-    cells = [name, model_name(b.get('model') or {}, b.get('train_steps'), b.get('train_dropout')), sampling(b)] + [_cell(b['metrics'], k) for k, _ in COLS] + [
+    model = model_name(b.get('model') or {}, b.get('train_steps'), b.get('train_dropout'))
+    cells = [name, model, sampling(b)] + [_cell(b['metrics'], k) for k, _ in COLS] + [
         str(b['num_invalid']), _minutes(b, ('prepare', 'pretrain', 'finetune')),
         _minutes(b, ('generate_evaluate',))]
     lines.append('| ' + ' | '.join(cells) + ' |')

@@ -23,10 +23,10 @@ songs can be put side by side (:func:`diagnose`). NumPy only; ticks at 480 per q
   ``in_key_{mean,std}`` -- the largest fraction of a song's notes inside one of the 12 major
   (diatonic) scales. ``pc_top1_{mean,std}`` / ``pc_top3_{mean,std}`` -- the share of a song's
   notes on its most frequent pitch class / on its three most frequent (how strongly it centres
-  on a few tones, whatever the key). ``key_same_halves`` -- fraction of songs (>= 2 notes) whose first half of
-  notes (by index; the first ``ceil(n/2)``) and second half share a best-fitting major scale
-  (ties count: the sets of best scales intersect). ``range_{mean,std}`` -- max - min pitch
-  (semitones). ``abs_interval_mean`` -- mean |pitch difference| of consecutive notes (semitones),
+  on a few tones, whatever the key). ``key_same_halves`` -- fraction of songs (>= 2 notes)
+  whose first half of notes (by index; the first ``ceil(n/2)``) and second half share a
+  best-fitting major scale (ties count: the sets of best scales intersect).
+  ``range_{mean,std}`` -- max - min pitch (semitones). ``abs_interval_mean`` -- mean |pitch difference| of consecutive notes (semitones),
   and the shares of ``interval_repeat`` (0), ``interval_step`` (1-2), ``interval_third`` (3-4),
   ``interval_leap`` (>= 5). ``distinct_{mean,std}`` -- distinct pitches per song.
 - **phrase** (PEA's rule, ``metrics/lyric.py``): over phrase-final syllables, the fraction whose

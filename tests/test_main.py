@@ -95,7 +95,8 @@ def test_console_keeps_project_info_and_every_warning_but_drops_library_info():
 
 def test_bad_training_settings_fail_before_any_stage_runs(tmp_path):
   """learning_rate=nan, an accumulation that does not divide the batch and a stage dropout
-  outside [0, 1): one line naming the field, before prepare (nothing is written) rather than seconds into training."""
+  outside [0, 1): one line naming the field, before prepare (nothing is written) rather than
+  seconds into training."""
   import re
   import time
   for flag, field in (('--config.finetune.learning_rate=nan', 'config.finetune.learning_rate=nan'),

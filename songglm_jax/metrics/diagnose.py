@@ -26,9 +26,10 @@ songs can be put side by side (:func:`diagnose`). NumPy only; ticks at 480 per q
   on a few tones, whatever the key). ``key_same_halves`` -- fraction of songs (>= 2 notes)
   whose first half of notes (by index; the first ``ceil(n/2)``) and second half share a
   best-fitting major scale (ties count: the sets of best scales intersect).
-  ``range_{mean,std}`` -- max - min pitch (semitones). ``abs_interval_mean`` -- mean |pitch difference| of consecutive notes (semitones),
-  and the shares of ``interval_repeat`` (0), ``interval_step`` (1-2), ``interval_third`` (3-4),
-  ``interval_leap`` (>= 5). ``distinct_{mean,std}`` -- distinct pitches per song.
+  ``range_{mean,std}`` -- max - min pitch (semitones). ``abs_interval_mean`` -- mean |pitch
+  difference| of consecutive notes (semitones), and the shares of ``interval_repeat`` (0),
+  ``interval_step`` (1-2), ``interval_third`` (3-4), ``interval_leap`` (>= 5).
+  ``distinct_{mean,std}`` -- distinct pitches per song.
 - **phrase** (PEA's rule, ``metrics/lyric.py``): over phrase-final syllables, the fraction whose
   last note is followed by a rest >= 240 ticks (``final_rest``; the song's last note counts as
   followed by a rest), lasts >= 480 ticks (``final_long``), either (``final_either``, PEA pooled
